@@ -1,0 +1,85 @@
+/**
+ * The tracing contract shared by the services, their tests and the Pulumi program
+ * (monitor queries, sampling rules). Change a name here and every side follows.
+ */
+
+export const SERVICES = {
+  payment: "payment-service",
+  fraud: "fraud-service",
+} as const;
+export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
+
+/** Business spans, named as in the original tracing design. */
+export const SPANS = {
+  processPayment: "payment.process_payment",
+  validation: "payment.validation",
+  processing: "payment.processing",
+  postProcessing: "payment.post_processing",
+  fraudDetection: "fraud.detection",
+  riskScoring: "fraud.risk_scoring",
+  /** Every ledger statement or transaction the app runs is wrapped in this measured span. */
+  databaseQuery: "database.query",
+  userAuthentication: "user.authentication",
+} as const;
+
+/**
+ * Spans the APM monitors query. Trace metrics (`trace.<name>.hits|errors`, and the
+ * `trace.<name>` distribution) only exist for service-entry spans and for spans marked
+ * measured, so the app marks every one of these measured.
+ */
+export const MEASURED_SPANS = [
+  SPANS.processPayment,
+  SPANS.validation,
+  SPANS.processing,
+  SPANS.fraudDetection,
+  SPANS.riskScoring,
+  SPANS.databaseQuery,
+] as const;
+
+/** The local root span dd-trace's fastify integration creates for every request. */
+export const HTTP_SERVER_SPAN = "fastify.request";
+
+/** HTTP routes, also used by the probes the program renders. */
+export const ROUTES = {
+  payments: "/v1/payments",
+  score: "/v1/score",
+  liveness: "/healthz",
+  readiness: "/readyz",
+} as const;
+
+/** Port every service listens on inside its container (env `PORT`). */
+export const DEFAULT_PORT = 8080;
+
+/** Tag keys the platform team relies on. */
+export const TAGS = {
+  transactionId: "payment.transaction_id",
+  amount: "payment.amount",
+  currency: "payment.currency",
+  senderId: "payment.sender_id",
+  receiverId: "payment.receiver_id",
+  paymentMethod: "payment.payment_method",
+  failureReason: "payment.failure_reason",
+  finalStatus: "payment.final_status",
+  fraudRiskScore: "payment.fraud_risk_score",
+  fraudAction: "payment.fraud_action",
+  customerTier: "business.customer_tier",
+  crossBorder: "business.cross_border",
+  fraudDecision: "fraud.decision",
+  fraudRiskFactors: "fraud.risk_factors",
+  fraudDegraded: "fraud.degraded",
+  /**
+   * Set on the local root span in an early request hook, before any outgoing call, so
+   * head-based sampling rules can match the payment flow on the span that decides.
+   */
+  flow: "payments.flow",
+} as const;
+
+/** Values of the `payments.flow` tag on the HTTP root span. */
+export const FLOWS = {
+  payment: "payment",
+  fraudScore: "fraud_score",
+} as const;
+
+/** Customer tiers the sampling policy knows. */
+export const CUSTOMER_TIERS = ["standard", "premium", "enterprise"] as const;
+export type CustomerTier = (typeof CUSTOMER_TIERS)[number];
