@@ -1,0 +1,354 @@
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+
+/**
+ * The stack config: read once, validated once, returned typed and frozen.
+ *
+ * Every key lives under the project namespace (`payments-apm:<key>`), except the Datadog
+ * keys, which use the Datadog provider's own namespace (`datadog:apiKey`, `datadog:appKey`)
+ * so the provider and the Agent Secret read the same secret values.
+ */
+export const PROJECT = "payments-apm";
+
+/** A config problem, worded for the person who typed the value. */
+export class ConfigError extends pulumi.RunError {
+  constructor(readonly problems: readonly string[]) {
+    super(
+      `Invalid stack configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+        problems.map((p) => `  - ${p}`).join("\n"),
+    );
+    this.name = "ConfigError";
+  }
+}
+
+// `pulumi config set --path a.b 0.5` stores the string "0.5": accept numeric and boolean
+// strings wherever a number or a boolean is expected.
+const numberLike = (v: unknown) => (typeof v === "string" && v.trim() !== "" && !isNaN(Number(v)) ? Number(v) : v);
+const booleanLike = (v: unknown) => (v === "true" ? true : v === "false" ? false : v);
+
+const rate = () =>
+  z.preprocess(numberLike, z.number({ error: "must be a number between 0 and 1" }).min(0, "must be between 0 and 1").max(1, "must be between 0 and 1"));
+const positiveNumber = () =>
+  z.preprocess(numberLike, z.number({ error: "must be a number" }).positive("must be greater than 0").finite("must be finite"));
+const count = (min: number, max: number) =>
+  z.preprocess(
+    numberLike,
+    z
+      .number({ error: `must be a whole number between ${min} and ${max}` })
+      .int(`must be a whole number between ${min} and ${max}`)
+      .min(min, `must be a whole number between ${min} and ${max}`)
+      .max(max, `must be a whole number between ${min} and ${max}`),
+  );
+const flag = () => z.preprocess(booleanLike, z.boolean({ error: "must be true or false" }));
+
+/** DNS-1123 label: what Kubernetes accepts as a namespace or a Service name. */
+const dnsLabel = () =>
+  z
+    .string({ error: "must be a string" })
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS-1123 label (lowercase letters, digits, '-'; at most 63)");
+
+/**
+ * A value that is both a Datadog tag value and a Kubernetes label value (the unified
+ * service tagging labels carry env and version): lowercase, no ',' or ' ' (they split DD_TAGS).
+ */
+const tagValue = () =>
+  z
+    .string({ error: "must be a string" })
+    .regex(/^[a-z0-9]([-_.a-z0-9]{0,61}[a-z0-9])?$/, "must be lowercase letters, digits, '-', '_' or '.', start and end with a letter or digit, at most 63 characters");
+
+/** An image reference pinned by tag (not `latest`) or by digest. */
+const pinnedImage = () =>
+  z
+    .string({ error: "must be a string" })
+    .refine((s) => /@sha256:[a-f0-9]{64}$/.test(s) || /:[\w][\w.-]{0,127}$/.test(s.split("/").pop() ?? ""), {
+      message: "must be pinned by tag or digest (e.g. repo/name:1.2.3 or repo/name@sha256:…)",
+    })
+    .refine((s) => !/:latest$/.test(s), { message: "must not use the mutable tag 'latest'" });
+
+const quantity = () =>
+  z.string({ error: "must be a Kubernetes quantity string such as \"100m\" or \"256Mi\"" }).regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, "must be a Kubernetes quantity such as \"100m\" or \"256Mi\"");
+
+const resources = (cpu: string, memory: string, memoryLimit: string) =>
+  z
+    .object({
+      cpuRequest: quantity().default(cpu),
+      memoryRequest: quantity().default(memory),
+      memoryLimit: quantity().default(memoryLimit),
+    })
+    .strict()
+    .prefault({});
+
+const toleration = z
+  .object({
+    key: z.string().optional(),
+    operator: z.enum(["Exists", "Equal"], { error: "must be Exists or Equal" }).default("Equal"),
+    value: z.string().optional(),
+    effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"], { error: "must be NoSchedule, PreferNoSchedule or NoExecute" }).optional(),
+  })
+  .strict();
+
+const notifyHandle = z
+  .string({ error: "must be a string" })
+  .regex(/^@[\w.+-]+(@[\w.-]+)?$/, "must be a Datadog notification handle such as @slack-payments-alerts or @pagerduty-payments");
+
+const service = (defaults: { replicas: number }) =>
+  z
+    .object({
+      image: pinnedImage(),
+      version: tagValue().describe("DD_VERSION and tags.datadoghq.com/version"),
+      replicas: count(1, 100).default(defaults.replicas),
+      minAvailable: count(0, 100).default(1),
+      resources: resources("250m", "256Mi", "512Mi"),
+    })
+    .strict()
+    // A budget that allows no disruption blocks every node drain.
+    .refine((s) => s.minAvailable < s.replicas, { message: "must be less than replicas", path: ["minAvailable"] });
+
+/** The schema of `payments-apm:*`. Defaults are the original tracing design's values. */
+export const stackConfigSchema = z
+  .object({
+    /** DD_ENV and the `env:` tag of every monitor. */
+    environment: tagValue(),
+    /** The global `deployment` tag. */
+    deployment: tagValue(),
+    cluster: z
+      .object({
+        /** Name of the existing EKS cluster (also the `cluster` tag and DD_CLUSTER_NAME). */
+        name: z
+          .string({ error: "must be a string" })
+          .regex(/^[a-z0-9]([a-z0-9.-]{0,78}[a-z0-9])?$/, "must be lowercase letters, digits, '.' or '-', at most 80 characters (Datadog cluster name rules)"),
+        /** AWS region of the cluster (also the `region` tag). */
+        region: z.string({ error: "must be a string" }).regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1"),
+      })
+      .strict(),
+    datadog: z
+      .object({
+        site: z
+          .enum(["datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu", "ap1.datadoghq.com", "ap2.datadoghq.com", "ddog-gov.com"], {
+            error: "must be a Datadog site such as datadoghq.com or datadoghq.eu",
+          })
+          .default("datadoghq.com"),
+        namespace: dnsLabel().default("datadog"),
+        agentImage: pinnedImage().default("gcr.io/datadoghq/agent:7.81.1"),
+        apm: z
+          .object({
+            /** Unix socket /var/run/datadog/apm.socket, shared with app pods by hostPath (Datadog's recommendation). */
+            socketEnabled: flag().default(true),
+            /** hostPort 8126 on every node; app pods reach it at status.hostIP. */
+            portEnabled: flag().default(false),
+            port: count(1, 65535).default(8126),
+          })
+          .strict()
+          .prefault({})
+          .refine((a) => a.socketEnabled || a.portEnabled, { message: "needs socketEnabled or portEnabled (or both) so app pods can reach the trace intake" }),
+        /** Verify the kubelet's serving certificate. EKS kubelets serve self-signed certificates, so the chart's EKS setting is false. */
+        kubeletTlsVerify: flag().default(false),
+        tolerations: z.array(toleration).default([]),
+        agentResources: resources("200m", "256Mi", "512Mi"),
+        traceAgentResources: resources("100m", "200Mi", "400Mi"),
+      })
+      .strict()
+      .prefault({}),
+    services: z
+      .object({
+        namespace: dnsLabel().default("payments"),
+        payment: service({ replicas: 3 }),
+        fraud: service({ replicas: 2 }),
+        /** How long payment-service waits for a fraud score before failing closed. */
+        fraudTimeoutMs: count(50, 30000).default(800),
+      })
+      .strict(),
+    database: z
+      .object({
+        host: z.string({ error: "must be a string" }).min(1, "must not be empty"),
+        port: count(1, 65535).default(5432),
+        name: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
+        user: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
+        poolMax: count(1, 200).default(10),
+      })
+      .strict(),
+    redis: z
+      .object({
+        host: z.string({ error: "must be a string" }).min(1, "must not be empty"),
+        port: count(1, 65535).default(6379),
+      })
+      .strict(),
+    sampling: z
+      .object({
+        /** DD_TRACE_SAMPLE_RATE: share of traces kept when no rule matches. */
+        baseRate: rate().default(0.1),
+        /** DD_TRACE_RATE_LIMIT: traces per second per service the rules may keep. */
+        rateLimit: count(1, 100000).default(100),
+        /** Operations whose traces are always kept. */
+        alwaysKeep: z
+          .array(z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$/, "must be a span name such as payment.process_payment"))
+          .default(["payment.process_payment", "fraud.detection", "user.authentication"]),
+        /** Per customer tier rates (tag business.customer_tier on the root span). */
+        tierRates: z
+          .object({ premium: rate().default(0.3), enterprise: rate().default(0.5) })
+          .strict()
+          .prefault({}),
+        /** Share of error traces indexed (retention filter); the Agent's error sampler keeps them ingested. */
+        errorRate: rate().default(0.5),
+        slowTraces: z
+          .object({ thresholdMs: positiveNumber().default(1000), rate: rate().default(0.8) })
+          .strict()
+          .prefault({}),
+        agent: z
+          .object({
+            /** DD_APM_TARGET_TPS: traces/s the Agent's priority sampler aims for per service/env. */
+            targetTracesPerSecond: positiveNumber().default(10),
+            /** DD_APM_ERROR_TPS: error traces/s the Agent's error sampler keeps. */
+            errorTracesPerSecond: positiveNumber().default(10),
+            /** DD_APM_ENABLE_RARE_SAMPLER: keep traces of rarely seen resources. */
+            rareSamplerEnabled: flag().default(true),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    monitors: z
+      .object({
+        notify: z.array(notifyHandle).min(1, "must name at least one notification handle"),
+        paymentLatencyP95Seconds: positiveNumber().default(2),
+        paymentErrorRate: rate().default(0.05),
+        databaseLatencyP95Seconds: positiveNumber().default(1),
+      })
+      .strict(),
+  })
+  .strict();
+
+export type StackSettings = z.infer<typeof stackConfigSchema>;
+
+/** Everything the program needs from the stack: settings plus the secrets, as secret Outputs. */
+export interface StackConfig extends StackSettings {
+  readonly secrets: {
+    readonly datadogApiKey: pulumi.Output<string>;
+    readonly datadogAppKey: pulumi.Output<string>;
+    readonly databasePassword: pulumi.Output<string>;
+  };
+  /** The global tags every span and the Agent carry. */
+  readonly globalTags: Readonly<{ cluster: string; region: string; deployment: string }>;
+}
+
+/** Secret keys: `namespace:key`. Never read with `config.get` (that returns plain text). */
+export const SECRET_KEYS = {
+  datadogApiKey: "datadog:apiKey",
+  datadogAppKey: "datadog:appKey",
+  databasePassword: `${PROJECT}:databasePassword`,
+} as const;
+
+const TOP_LEVEL_KEYS = new Set([...Object.keys(stackConfigSchema.shape), "databasePassword"]);
+
+/**
+ * Validates the raw `payments-apm:*` values (top-level key → parsed YAML value) and returns
+ * the settings with defaults, or every problem at once, each naming the full key.
+ */
+export function parseStackSettings(raw: Readonly<Record<string, unknown>>): StackSettings {
+  const problems: string[] = [];
+  for (const key of Object.keys(raw)) {
+    if (!TOP_LEVEL_KEYS.has(key)) problems.push(`${PROJECT}:${key} is not a known setting (known: ${[...TOP_LEVEL_KEYS].join(", ")})`);
+  }
+  const known = Object.fromEntries(Object.entries(raw).filter(([k]) => stackConfigSchema.shape[k as keyof StackSettings]));
+  const result = stackConfigSchema.safeParse(known, { reportInput: true });
+  if (result.success && problems.length === 0) return deepFreeze(result.data);
+  if (!result.success) problems.push(...result.error.issues.flatMap((issue) => describeIssue(issue, known)));
+  throw new ConfigError(problems);
+}
+
+function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): string[] {
+  const path = issue.path.map(String);
+  const key = (p: string[]) => `${PROJECT}:${p.join(".")}`;
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((k) => `${key([...path, k])} is not a known setting`);
+  }
+  const value = valueAt(raw, path);
+  if (value === undefined) return [`${key(path)} is required`];
+  const message = issue.code === "invalid_type" && !/^must/.test(issue.message) ? `must be ${issue.expected}` : issue.message;
+  return [`${key(path)} ${message}, got ${JSON.stringify(value)}`];
+}
+
+function valueAt(root: unknown, path: readonly string[]): unknown {
+  let v: unknown = root;
+  for (const p of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<string, unknown>)[p];
+  }
+  return v;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object" && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+/** Reads the raw project config of the running stack: `payments-apm:x` → parsed value. */
+function readRawProjectConfig(): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  const prefix = `${PROJECT}:`;
+  for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
+    if (!fullKey.startsWith(prefix)) continue;
+    const key = fullKey.slice(prefix.length);
+    if (key === "databasePassword") continue; // secret: read below, never as plain text
+    raw[key] = parseConfigValue(value);
+  }
+  return raw;
+}
+
+// Structured values reach the program as JSON text; scalars as plain strings.
+function parseConfigValue(value: string): unknown {
+  const trimmed = value.trim();
+  if (trimmed.startsWith("{") || trimmed.startsWith("[")) {
+    try {
+      return JSON.parse(trimmed);
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+/**
+ * The Datadog provider reads `datadog:apiUrl` itself (so the keys never become resource
+ * inputs): it must point at the same site as the Agent.
+ */
+export function datadogProviderProblems(site: string, apiUrl: string | undefined): string[] {
+  const expected = `https://api.${site}/`;
+  const normalise = (u: string) => (u.endsWith("/") ? u : `${u}/`);
+  if (apiUrl === undefined) {
+    return site === "datadoghq.com" ? [] : [`datadog:apiUrl is required for site ${site}: set it to ${expected}`];
+  }
+  return normalise(apiUrl) === expected ? [] : [`datadog:apiUrl must be ${expected} to match ${PROJECT}:datadog.site ${site}, got ${JSON.stringify(apiUrl)}`];
+}
+
+/** Reads and validates the stack config. Throws one ConfigError listing every problem. */
+export function loadConfig(): StackConfig {
+  const problems: string[] = [];
+  let settings: StackSettings | undefined;
+  try {
+    settings = parseStackSettings(readRawProjectConfig());
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    problems.push(...e.problems);
+  }
+  const secret = (fullKey: string, hint: string) => {
+    const [ns, key] = fullKey.split(":");
+    const value = new pulumi.Config(ns).getSecret(key);
+    if (value === undefined) problems.push(`${fullKey} is required: set it with \`pulumi config set --secret ${fullKey} <${hint}>\``);
+    return value;
+  };
+  if (settings) problems.push(...datadogProviderProblems(settings.datadog.site, new pulumi.Config("datadog").get("apiUrl")));
+  const datadogApiKey = secret(SECRET_KEYS.datadogApiKey, "Datadog API key");
+  const datadogAppKey = secret(SECRET_KEYS.datadogAppKey, "Datadog application key");
+  const databasePassword = secret(SECRET_KEYS.databasePassword, "database password");
+  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword) throw new ConfigError(problems);
+  return Object.freeze({
+    ...settings,
+    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword }),
+    globalTags: Object.freeze({ cluster: settings.cluster.name, region: settings.cluster.region, deployment: settings.deployment }),
+  });
+}

@@ -1,0 +1,129 @@
+import * as datadog from "@pulumi/datadog";
+import * as pulumi from "@pulumi/pulumi";
+import { FLOWS, HTTP_SERVER_SPAN, SERVICES, SPANS, TAGS, type ServiceName } from "../app/src/tracing/conventions";
+import type { StackSettings } from "./config";
+
+/**
+ * The sampling policy of the original design (its TraceSampler), made real in three places:
+ *
+ * | policy                         | where it acts                         | what renders it                  |
+ * |--------------------------------|---------------------------------------|----------------------------------|
+ * | base rate, always-kept flows,  | the tracer, on the local root span    | DD_TRACE_SAMPLE_RATE,            |
+ * | customer tiers                 | (head-based)                          | DD_TRACE_SAMPLING_RULES          |
+ * | errors, rare traces            | the Agent (head sampling can't know)  | DD_APM_ERROR_TPS, rare sampler   |
+ * | errors 50 %, slow > 1 s 80 %   | Datadog indexing (retention filters)  | datadog.ApmRetentionFilter       |
+ */
+export type SamplingPolicy = StackSettings["sampling"];
+
+/** One rule of DD_TRACE_SAMPLING_RULES, in the shape dd-trace documents. */
+export interface TracerSamplingRule {
+  readonly service?: string;
+  readonly name?: string;
+  readonly resource?: string;
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly sample_rate: number;
+  readonly max_per_second?: number;
+}
+
+/**
+ * Business operations whose traces start at an HTTP request: the tracer decides on the
+ * local root span, which is the HTTP server span (`fastify.request`), not the business
+ * span. The app tags that root with `payments.flow` in its first request hook, before any
+ * outgoing call, so the rule sees it when the decision is taken.
+ */
+const HTTP_FLOWS: Readonly<Record<string, { service: ServiceName; flow: string }>> = {
+  [SPANS.processPayment]: { service: SERVICES.payment, flow: FLOWS.payment },
+  [SPANS.fraudDetection]: { service: SERVICES.fraud, flow: FLOWS.fraudScore },
+};
+
+/**
+ * DD_TRACE_SAMPLING_RULES for one service. First match wins; the base rate
+ * (DD_TRACE_SAMPLE_RATE) applies when none matches.
+ */
+export function samplingRulesFor(policy: SamplingPolicy, service: ServiceName): TracerSamplingRule[] {
+  const rules: TracerSamplingRule[] = [];
+  for (const operation of policy.alwaysKeep) {
+    const http = HTTP_FLOWS[operation];
+    if (http) {
+      if (http.service === service) rules.push({ service, name: HTTP_SERVER_SPAN, tags: { [TAGS.flow]: http.flow }, sample_rate: 1 });
+    } else {
+      // An operation with no HTTP entry point here is kept when it is itself a local root
+      // (a job, a consumer): the rule matches the span by name.
+      rules.push({ service, name: operation, sample_rate: 1 });
+    }
+  }
+  for (const [tier, rate] of Object.entries(policy.tierRates)) {
+    rules.push({ service, tags: { [TAGS.customerTier]: tier }, sample_rate: rate });
+  }
+  return rules;
+}
+
+/** The tracer's sampling env for one service. */
+export function tracerSamplingEnv(policy: SamplingPolicy, service: ServiceName): Record<string, string> {
+  return {
+    DD_TRACE_SAMPLE_RATE: String(policy.baseRate),
+    DD_TRACE_SAMPLING_RULES: JSON.stringify(samplingRulesFor(policy, service)),
+    DD_TRACE_RATE_LIMIT: String(policy.rateLimit),
+  };
+}
+
+/** The Agent's samplers: what the tracers' head-based decision cannot know. */
+export function agentSamplers(policy: SamplingPolicy) {
+  return {
+    targetTracesPerSecond: policy.agent.targetTracesPerSecond,
+    errorTracesPerSecond: policy.agent.errorTracesPerSecond,
+    rareSamplerEnabled: policy.agent.rareSamplerEnabled,
+  };
+}
+
+/** A retention filter's rate: Datadog wants a decimal string between "0.0" and "1.0". */
+export function retentionRate(rate: number): string {
+  return Number.isInteger(rate) ? rate.toFixed(1) : String(rate);
+}
+
+export interface RetentionFilterSpec {
+  readonly key: "errors" | "slow";
+  readonly name: string;
+  readonly query: string;
+  readonly rate: string;
+}
+
+/** Retention filters for error and slow traces of the given services in one environment. */
+export function retentionFilters(policy: SamplingPolicy, env: string, services: readonly string[]): RetentionFilterSpec[] {
+  const scope = `env:${env} AND service:(${services.join(" OR ")})`;
+  const slowNs = Math.round(policy.slowTraces.thresholdMs * 1_000_000);
+  return [
+    { key: "errors", name: `payments-apm ${env}: error spans`, query: `${scope} AND status:error`, rate: retentionRate(policy.errorRate) },
+    { key: "slow", name: `payments-apm ${env}: spans slower than ${policy.slowTraces.thresholdMs} ms`, query: `${scope} AND @duration:>${slowNs}`, rate: retentionRate(policy.slowTraces.rate) },
+  ];
+}
+
+export interface TraceRetentionArgs {
+  readonly policy: SamplingPolicy;
+  /** The `env` the filters are scoped to. */
+  readonly env: string;
+  /** Services whose spans the filters keep. */
+  readonly services: readonly string[];
+}
+
+/** Datadog retention filters for error and slow spans (what gets indexed among ingested spans). */
+export class TraceRetention extends pulumi.ComponentResource {
+  public readonly filterIds: pulumi.Output<Record<string, string>>;
+
+  constructor(name: string, args: TraceRetentionArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("payments-apm:sampling:TraceRetention", name, {}, opts);
+    const filters = retentionFilters(args.policy, args.env, args.services).map(
+      (spec) =>
+        [
+          spec.key,
+          new datadog.ApmRetentionFilter(
+            `${name}-${spec.key}`,
+            { name: spec.name, enabled: true, filterType: "spans-sampling-processor", filter: { query: spec.query }, rate: spec.rate },
+            { parent: this },
+          ),
+        ] as const,
+    );
+    this.filterIds = pulumi.all(Object.fromEntries(filters.map(([k, f]) => [k, f.id])));
+    this.registerOutputs({ filterIds: this.filterIds });
+  }
+}

@@ -1,0 +1,202 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { DEFAULT_PORT, ROUTES, type ServiceName } from "../app/src/tracing/conventions";
+import { APM_SOCKET_DIR, APM_SOCKET_PATH } from "./datadog-agent";
+import type { ResourceSettings } from "./datadog-agent";
+import { tracerSamplingEnv, type SamplingPolicy } from "./sampling";
+
+/** How pods on a node reach the node's trace-agent. Mirrors the Agent's `apm` settings. */
+export interface AgentConnection {
+  /** The Agent listens on /var/run/datadog/apm.socket (preferred when both are on). */
+  readonly socketEnabled: boolean;
+  /** The Agent listens on hostPort `port` of the node. */
+  readonly portEnabled: boolean;
+  readonly port: number;
+}
+
+export interface TracedServiceArgs {
+  /** Namespace the service runs in. */
+  readonly namespace: pulumi.Input<string>;
+  /** DD_SERVICE, the Deployment and Service name. */
+  readonly service: ServiceName;
+  /** Pinned container image. */
+  readonly image: string;
+  /** DD_VERSION. */
+  readonly version: string;
+  /** DD_ENV. */
+  readonly env: string;
+  /** Global tags (cluster, region, deployment) for DD_TAGS. */
+  readonly globalTags: Readonly<Record<string, string>>;
+  readonly replicas: number;
+  /** PodDisruptionBudget minAvailable. */
+  readonly minAvailable: number;
+  readonly resources: ResourceSettings;
+  readonly sampling: SamplingPolicy;
+  readonly agent: AgentConnection;
+  /** Plain (non-secret) app settings as env. */
+  readonly appEnv: Readonly<Record<string, string>>;
+  /** Secret app settings: stored in a Secret of the service, referenced by secretKeyRef. */
+  readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
+}
+
+type EnvVar = k8s.types.input.core.v1.EnvVar;
+
+const label = (key: "env" | "service" | "version") => `tags.datadoghq.com/${key}`;
+
+/** Unified service tagging labels, on the Deployment and its pods. */
+export function unifiedServiceLabels(args: Pick<TracedServiceArgs, "env" | "service" | "version">): Record<string, string> {
+  return { [label("env")]: args.env, [label("service")]: args.service, [label("version")]: args.version };
+}
+
+/** The name of the Secret holding a service's secret env. */
+export const secretNameFor = (service: string) => `${service}-secrets`;
+
+/**
+ * The env of a service's container: the tracing contract first, then the app's settings.
+ * DD_ENV/DD_SERVICE/DD_VERSION come from the pod's unified-tagging labels so the two can
+ * never disagree; the agent address comes from the node the pod runs on.
+ */
+export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" | "replicas" | "minAvailable" | "resources">): EnvVar[] {
+  const fromLabel = (name: string, key: "env" | "service" | "version"): EnvVar => ({
+    name,
+    valueFrom: { fieldRef: { fieldPath: `metadata.labels['${label(key)}']` } },
+  });
+  const literal = (env: Readonly<Record<string, string>>): EnvVar[] => Object.entries(env).map(([name, value]) => ({ name, value }));
+  const agentAddress: EnvVar[] = args.agent.socketEnabled
+    ? [{ name: "DD_TRACE_AGENT_URL", value: `unix://${APM_SOCKET_PATH}` }]
+    : [
+        { name: "DD_AGENT_HOST", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
+        { name: "DD_TRACE_AGENT_PORT", value: String(args.agent.port) },
+      ];
+  const secretEnv: EnvVar[] = Object.keys(args.secretEnv ?? {}).map((name) => ({
+    name,
+    valueFrom: { secretKeyRef: { name: secretNameFor(args.service), key: name } },
+  }));
+  return [
+    fromLabel("DD_ENV", "env"),
+    fromLabel("DD_SERVICE", "service"),
+    fromLabel("DD_VERSION", "version"),
+    ...agentAddress,
+    ...literal({
+      DD_TAGS: Object.entries(args.globalTags)
+        .map(([k, v]) => `${k}:${v}`)
+        .join(","),
+      ...tracerSamplingEnv(args.sampling, args.service),
+      DD_LOGS_INJECTION: "true",
+      DD_RUNTIME_METRICS_ENABLED: "true",
+      DD_TRACE_PROPAGATION_STYLE: "datadog,tracecontext",
+    }),
+    ...literal({ PORT: String(DEFAULT_PORT), HOST: "0.0.0.0", ...args.appEnv }),
+    ...secretEnv,
+  ];
+}
+
+/**
+ * One traced service: Deployment (non-root, read-only root filesystem, probes on the app's
+ * health endpoints), Service, PodDisruptionBudget, and a Secret for its secret settings.
+ */
+export class TracedService extends pulumi.ComponentResource {
+  public readonly serviceName: pulumi.Output<string>;
+  public readonly deploymentName: pulumi.Output<string>;
+  /** In-cluster URL of the service, e.g. http://fraud-service.payments.svc.cluster.local */
+  public readonly url: pulumi.Output<string>;
+
+  constructor(name: string, args: TracedServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("payments-apm:app:TracedService", name, {}, opts);
+    const labels = { "app.kubernetes.io/name": args.service, "app.kubernetes.io/part-of": "payments" };
+    const podLabels = { ...labels, ...unifiedServiceLabels(args) };
+    const env = serviceEnv(args);
+
+    const secretEnv = args.secretEnv ?? {};
+    if (Object.keys(secretEnv).length > 0) {
+      new k8s.core.v1.Secret(
+        `${name}-secrets`,
+        {
+          metadata: { name: secretNameFor(args.service), namespace: args.namespace, labels },
+          type: "Opaque",
+          stringData: secretEnv,
+        },
+        { parent: this, additionalSecretOutputs: ["data", "stringData"] },
+      );
+    }
+
+    const volumes: k8s.types.input.core.v1.Volume[] = [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }];
+    const mounts: k8s.types.input.core.v1.VolumeMount[] = [{ name: "tmp", mountPath: "/tmp" }];
+    if (args.agent.socketEnabled) {
+      // Connecting to a Unix socket needs no write access to the mount: read-only is enough.
+      volumes.push({ name: "apm-socket", hostPath: { path: APM_SOCKET_DIR, type: "Directory" } });
+      mounts.push({ name: "apm-socket", mountPath: APM_SOCKET_DIR, readOnly: true });
+    }
+
+    const httpGet = (path: string) => ({ httpGet: { path, port: "http" } });
+    const deployment = new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata: { name: args.service, namespace: args.namespace, labels: podLabels },
+        spec: {
+          replicas: args.replicas,
+          selector: { matchLabels: labels },
+          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+          template: {
+            metadata: { labels: podLabels },
+            spec: {
+              automountServiceAccountToken: false,
+              terminationGracePeriodSeconds: 30,
+              securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } },
+              topologySpreadConstraints: [
+                { maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: labels } },
+              ],
+              containers: [
+                {
+                  name: args.service,
+                  image: args.image,
+                  ports: [{ name: "http", containerPort: DEFAULT_PORT, protocol: "TCP" }],
+                  env,
+                  readinessProbe: { ...httpGet(ROUTES.readiness), periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 },
+                  livenessProbe: { ...httpGet(ROUTES.liveness), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+                  resources: {
+                    requests: { cpu: args.resources.cpuRequest, memory: args.resources.memoryRequest },
+                    limits: { memory: args.resources.memoryLimit },
+                  },
+                  securityContext: {
+                    runAsNonRoot: true,
+                    readOnlyRootFilesystem: true,
+                    allowPrivilegeEscalation: false,
+                    privileged: false,
+                    capabilities: { drop: ["ALL"] },
+                  },
+                  volumeMounts: mounts,
+                },
+              ],
+              volumes,
+            },
+          },
+        },
+      },
+      { parent: this },
+    );
+
+    const service = new k8s.core.v1.Service(
+      `${name}-service`,
+      {
+        metadata: { name: args.service, namespace: args.namespace, labels: podLabels },
+        spec: { type: "ClusterIP", selector: labels, ports: [{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }] },
+      },
+      { parent: this },
+    );
+
+    new k8s.policy.v1.PodDisruptionBudget(
+      `${name}-pdb`,
+      {
+        metadata: { name: args.service, namespace: args.namespace, labels },
+        spec: { minAvailable: args.minAvailable, selector: { matchLabels: labels } },
+      },
+      { parent: this },
+    );
+
+    this.deploymentName = deployment.metadata.name;
+    this.serviceName = service.metadata.name;
+    this.url = pulumi.interpolate`http://${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`;
+    this.registerOutputs({ deploymentName: this.deploymentName, serviceName: this.serviceName, url: this.url });
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * payments-apm: Datadog distributed tracing for the payments system on Amazon EKS.
+ * cluster → Datadog Agent → payment-service + fraud-service → sampling → monitors.
+ */
+import { SERVICES } from "./app/src/tracing/conventions";
+import { ApmMonitors } from "./components/apm-monitors";
+import { EksCluster } from "./components/cluster";
+import { loadConfig } from "./components/config";
+import { DatadogAgent } from "./components/datadog-agent";
+import { agentSamplers, TraceRetention } from "./components/sampling";
+import { ServiceNamespace } from "./components/service-namespace";
+import { TracedService } from "./components/traced-service";
+
+const config = loadConfig();
+const { environment: env, globalTags } = config;
+
+const cluster = new EksCluster("eks", { clusterName: config.cluster.name, region: config.cluster.region });
+const k8s = { provider: cluster.provider };
+
+const agent = new DatadogAgent(
+  "datadog-agent",
+  {
+    namespace: config.datadog.namespace,
+    clusterName: config.cluster.name,
+    site: config.datadog.site,
+    env,
+    globalTags,
+    image: config.datadog.agentImage,
+    apiKey: config.secrets.datadogApiKey,
+    apm: config.datadog.apm,
+    kubeletTlsVerify: config.datadog.kubeletTlsVerify,
+    tolerations: config.datadog.tolerations,
+    agentResources: config.datadog.agentResources,
+    traceAgentResources: config.datadog.traceAgentResources,
+    samplers: agentSamplers(config.sampling),
+  },
+  k8s,
+);
+
+const namespace = new ServiceNamespace("payments", { name: config.services.namespace }, k8s);
+const common = {
+  namespace: namespace.name,
+  env,
+  globalTags,
+  sampling: config.sampling,
+  agent: config.datadog.apm,
+};
+
+const fraud = new TracedService(
+  "fraud-service",
+  {
+    ...common,
+    service: SERVICES.fraud,
+    ...config.services.fraud,
+    appEnv: { REDIS_URL: `redis://${config.redis.host}:${config.redis.port}` },
+  },
+  { ...k8s, dependsOn: [agent] },
+);
+
+const payment = new TracedService(
+  "payment-service",
+  {
+    ...common,
+    service: SERVICES.payment,
+    ...config.services.payment,
+    appEnv: {
+      PGHOST: config.database.host,
+      PGPORT: String(config.database.port),
+      PGDATABASE: config.database.name,
+      PGUSER: config.database.user,
+      PG_POOL_MAX: String(config.database.poolMax),
+      FRAUD_SERVICE_URL: `http://${SERVICES.fraud}.${config.services.namespace}.svc.cluster.local`,
+      FRAUD_TIMEOUT_MS: String(config.services.fraudTimeoutMs),
+    },
+    secretEnv: { PGPASSWORD: config.secrets.databasePassword },
+  },
+  { ...k8s, dependsOn: [agent] },
+);
+
+const retention = new TraceRetention("trace-retention", { policy: config.sampling, env, services: [SERVICES.payment, SERVICES.fraud] });
+
+const monitors = new ApmMonitors("apm-monitors", {
+  env,
+  thresholds: config.monitors,
+  notify: config.monitors.notify,
+});
+
+export const datadogNamespace = agent.namespace;
+export const servicesNamespace = namespace.name;
+export const services = { payment: payment.serviceName, fraud: fraud.serviceName };
+export const fraudServiceUrl = fraud.url;
+export const monitorIds = monitors.monitorIds;
+export const retentionFilterIds = retention.filterIds;

@@ -1,0 +1,47 @@
+import * as assert from "node:assert/strict";
+import { MEASURED_SPANS } from "../app/src/tracing/conventions";
+import { apmMonitorSpecs, errorRateQuery } from "../components/apm-monitors";
+
+const thresholds = { paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1 };
+
+describe("APM monitor queries", () => {
+  const specs = apmMonitorSpecs("prod", thresholds, ["@slack-payments-alerts", "@pagerduty-payments"]);
+  const byKey = Object.fromEntries(specs.map((s) => [s.key, s]));
+
+  it("alerts when payment p95 latency exceeds 2 s over 5 minutes", () => {
+    assert.equal(byKey["payment-latency"].query, "percentile(last_5m):p95:trace.payment.process_payment{env:prod,service:payment-service} > 2");
+  });
+
+  it("alerts when the payment error rate exceeds 5 % over 10 minutes", () => {
+    assert.equal(
+      byKey["payment-error-rate"].query,
+      "sum(last_10m):( sum:trace.payment.process_payment.errors{env:prod,service:payment-service}.as_count() / sum:trace.payment.process_payment.hits{env:prod,service:payment-service}.as_count() ) > 0.05",
+    );
+  });
+
+  it("alerts when ledger database p95 latency exceeds 1 s over 5 minutes", () => {
+    assert.equal(byKey["database-latency"].query, "percentile(last_5m):p95:trace.database.query{env:prod,service:payment-service} > 1");
+  });
+
+  it("sets the critical threshold equal to the query's threshold", () => {
+    for (const s of specs) assert.ok(s.query.endsWith(` > ${s.critical}`), `${s.key}: ${s.query} vs ${s.critical}`);
+  });
+
+  it("notifies every handle and tags source, env and service", () => {
+    for (const s of specs) {
+      assert.match(s.message, /@slack-payments-alerts @pagerduty-payments/);
+      for (const tag of ["source:apm", "env:prod", `service:${s.service}`]) assert.ok(s.tags.includes(tag), `${s.key} lacks ${tag}`);
+    }
+  });
+
+  it("queries only spans the app marks measured", () => {
+    for (const s of specs) assert.ok((MEASURED_SPANS as readonly string[]).includes(s.span), s.span);
+  });
+
+  it("follows threshold changes from config", () => {
+    const custom = apmMonitorSpecs("staging", { ...thresholds, paymentErrorRate: 0.1 }, ["@slack-x"]);
+    const err = custom.find((s) => s.key === "payment-error-rate")!;
+    assert.equal(err.critical, "0.1");
+    assert.equal(err.query, errorRateQuery("payment.process_payment", "staging", "payment-service", "10m", 0.1));
+  });
+});

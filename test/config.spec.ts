@@ -1,0 +1,152 @@
+import * as assert from "node:assert/strict";
+import { ConfigError, datadogProviderProblems, parseStackSettings } from "../components/config";
+import { runStack, secretPlaceholder } from "../scripts/mock-engine";
+import { rawSettings, withValue } from "./support/stack-settings";
+
+function problemsOf(raw: Record<string, unknown>): string[] {
+  try {
+    parseStackSettings(raw);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
+    return [...e.problems];
+  }
+  assert.fail("the config was accepted");
+}
+
+describe("stack config", () => {
+  for (const stack of ["prod", "staging"]) {
+    it(`accepts Pulumi.${stack}.yaml as written`, () => {
+      const settings = parseStackSettings(rawSettings(stack));
+      assert.equal(settings.environment, stack);
+      assert.ok(Object.isFrozen(settings.sampling.tierRates), "settings are frozen all the way down");
+    });
+  }
+
+  it("fills the original design's defaults for everything not set", () => {
+    const minimal = {
+      environment: "dev",
+      deployment: "payments-dev",
+      cluster: { name: "payments-dev", region: "eu-west-1" },
+      services: {
+        payment: { image: "repo/payment-service:1.0.0", version: "1.0.0" },
+        fraud: { image: "repo/fraud-service@sha256:" + "a".repeat(64), version: "1.0.0" },
+      },
+      database: { host: "db.internal" },
+      redis: { host: "redis.internal" },
+      monitors: { notify: ["@slack-payments"] },
+    };
+    const s = parseStackSettings(minimal);
+    assert.deepEqual(
+      { base: s.sampling.baseRate, keep: s.sampling.alwaysKeep, tiers: s.sampling.tierRates, errors: s.sampling.errorRate, slow: s.sampling.slowTraces },
+      {
+        base: 0.1,
+        keep: ["payment.process_payment", "fraud.detection", "user.authentication"],
+        tiers: { premium: 0.3, enterprise: 0.5 },
+        errors: 0.5,
+        slow: { thresholdMs: 1000, rate: 0.8 },
+      },
+    );
+    assert.deepEqual(
+      { p95: s.monitors.paymentLatencyP95Seconds, err: s.monitors.paymentErrorRate, db: s.monitors.databaseLatencyP95Seconds },
+      { p95: 2, err: 0.05, db: 1 },
+    );
+    assert.deepEqual(s.datadog.apm, { socketEnabled: true, portEnabled: false, port: 8126 });
+    assert.equal(s.datadog.agentImage, "gcr.io/datadoghq/agent:7.81.1");
+  });
+
+  it("takes numbers and booleans typed as strings by `pulumi config set --path`", () => {
+    const raw = withValue(withValue(rawSettings("prod"), "sampling.baseRate", "0.25"), "datadog.apm.portEnabled", "true");
+    const s = parseStackSettings(raw);
+    assert.equal(s.sampling.baseRate, 0.25);
+    assert.equal(s.datadog.apm.portEnabled, true);
+  });
+
+  const badConfigs: { change: [string, unknown]; problem: string }[] = [
+    { change: ["sampling.baseRate", 1.5], problem: "payments-apm:sampling.baseRate must be between 0 and 1, got 1.5" },
+    { change: ["sampling.baseRate", "often"], problem: 'payments-apm:sampling.baseRate must be a number between 0 and 1, got "often"' },
+    { change: ["sampling.tierRates.premium", -0.1], problem: "payments-apm:sampling.tierRates.premium must be between 0 and 1, got -0.1" },
+    { change: ["sampling.slowTraces.thresholdMs", 0], problem: "payments-apm:sampling.slowTraces.thresholdMs must be greater than 0, got 0" },
+    { change: ["sampling.rateLimit", 2.5], problem: "payments-apm:sampling.rateLimit must be a whole number between 1 and 100000, got 2.5" },
+    { change: ["sampling.alwaysKeep", ["Payment Process"]], problem: 'payments-apm:sampling.alwaysKeep.0 must be a span name such as payment.process_payment, got "Payment Process"' },
+    { change: ["sampling.baseRat", 0.2], problem: "payments-apm:sampling.baseRat is not a known setting" },
+    { change: ["cluster.name", "Payments_Prod"], problem: "payments-apm:cluster.name must be lowercase" },
+    { change: ["cluster.region", "mars-1"], problem: 'payments-apm:cluster.region must be an AWS region such as us-east-1, got "mars-1"' },
+    { change: ["cluster.name", undefined], problem: "payments-apm:cluster.name is required" },
+    { change: ["environment", "Prod Env"], problem: 'payments-apm:environment must be lowercase letters, digits' },
+    { change: ["services.payment.version", "1.4.2+build 7"], problem: 'payments-apm:services.payment.version must be lowercase letters, digits' },
+    { change: ["services.payment.image", "repo/payment-service:latest"], problem: "payments-apm:services.payment.image must not use the mutable tag 'latest'" },
+    { change: ["services.fraud.image", "repo/fraud-service"], problem: "payments-apm:services.fraud.image must be pinned by tag or digest" },
+    { change: ["services.payment.replicas", 0], problem: "payments-apm:services.payment.replicas must be a whole number between 1 and 100, got 0" },
+    { change: ["services.payment.minAvailable", 3], problem: "payments-apm:services.payment.minAvailable must be less than replicas, got 3" },
+    { change: ["services.namespace", "Payments"], problem: 'payments-apm:services.namespace must be a DNS-1123 label' },
+    { change: ["datadog.agentImage", "gcr.io/datadoghq/agent:latest"], problem: "payments-apm:datadog.agentImage must not use the mutable tag 'latest'" },
+    { change: ["datadog.apm", { socketEnabled: false, portEnabled: false }], problem: "payments-apm:datadog.apm needs socketEnabled or portEnabled" },
+    { change: ["datadog.apm.port", 70000], problem: "payments-apm:datadog.apm.port must be a whole number between 1 and 65535, got 70000" },
+    { change: ["datadog.site", "datadog.com"], problem: 'payments-apm:datadog.site must be a Datadog site such as datadoghq.com or datadoghq.eu, got "datadog.com"' },
+    { change: ["datadog.tolerations", [{ key: "x", operator: "Maybe" }]], problem: 'payments-apm:datadog.tolerations.0.operator must be Exists or Equal, got "Maybe"' },
+    { change: ["datadog.agentResources.memoryLimit", "lots"], problem: 'payments-apm:datadog.agentResources.memoryLimit must be a Kubernetes quantity such as "100m" or "256Mi", got "lots"' },
+    { change: ["monitors.notify", ["slack-payments"]], problem: 'payments-apm:monitors.notify.0 must be a Datadog notification handle such as @slack-payments-alerts or @pagerduty-payments, got "slack-payments"' },
+    { change: ["monitors.notify", []], problem: "payments-apm:monitors.notify must name at least one notification handle, got []" },
+    { change: ["monitors.paymentErrorRate", 5], problem: "payments-apm:monitors.paymentErrorRate must be between 0 and 1, got 5" },
+    { change: ["database.host", ""], problem: 'payments-apm:database.host must not be empty, got ""' },
+    { change: ["sampling.agent.rareSamplerEnabled", "yes"], problem: 'payments-apm:sampling.agent.rareSamplerEnabled must be true or false, got "yes"' },
+  ];
+  for (const { change, problem } of badConfigs) {
+    it(`rejects ${change[0]} = ${JSON.stringify(change[1])}, naming the key`, () => {
+      const problems = problemsOf(withValue(rawSettings("prod"), change[0], change[1]));
+      assert.ok(
+        problems.some((p) => p.startsWith(problem)),
+        `expected a problem starting with\n  ${problem}\ngot\n  ${problems.join("\n  ")}`,
+      );
+    });
+  }
+
+  it("reports every problem at once", () => {
+    let raw = rawSettings("prod");
+    raw = withValue(raw, "sampling.baseRate", 2);
+    raw = withValue(raw, "monitors.notify", ["nobody"]);
+    raw = withValue(raw, "clusterName", "x");
+    const problems = problemsOf(raw);
+    assert.equal(problems.length, 3, problems.join("\n"));
+    assert.match(problems.join("\n"), /payments-apm:clusterName is not a known setting/);
+  });
+
+  it("requires datadog:apiUrl to match a non-default Datadog site", () => {
+    assert.deepEqual(datadogProviderProblems("datadoghq.com", undefined), []);
+    assert.deepEqual(datadogProviderProblems("datadoghq.eu", "https://api.datadoghq.eu"), []);
+    assert.deepEqual(datadogProviderProblems("datadoghq.eu", undefined), ["datadog:apiUrl is required for site datadoghq.eu: set it to https://api.datadoghq.eu/"]);
+    assert.match(datadogProviderProblems("datadoghq.com", "https://api.datadoghq.eu/")[0], /^datadog:apiUrl must be https:\/\/api\.datadoghq\.com\//);
+  });
+
+  describe("loaded by the program at preview", () => {
+    async function previewError(options: Parameters<typeof runStack>[1]): Promise<string> {
+      try {
+        await runStack("prod", options);
+      } catch (e) {
+        return String((e as Error).message);
+      }
+      assert.fail("the preview succeeded");
+    }
+
+    it("fails when the Datadog API key is not set, saying how to set it", async () => {
+      const message = await previewError({ secrets: { "datadog:apiKey": undefined } });
+      assert.match(message, /datadog:apiKey is required: set it with `pulumi config set --secret datadog:apiKey <Datadog API key>`/);
+    });
+
+    it("fails on a bad value in the stack file with the full key, and on missing secrets, in one error", async () => {
+      const message = await previewError({
+        overrides: { "payments-apm:sampling": JSON.stringify({ baseRate: 1.5 }) },
+        secrets: { "payments-apm:databasePassword": undefined },
+      });
+      assert.match(message, /payments-apm:sampling\.baseRate must be between 0 and 1, got 1\.5/);
+      assert.match(message, /payments-apm:databasePassword is required/);
+    });
+
+    it("reads the secrets as secret Outputs, never as plain config", async () => {
+      const run = await runStack("prod");
+      const secret = run.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && JSON.stringify(r.inputs).includes(secretPlaceholder("payments-apm:databasePassword")));
+      assert.ok(secret, "the database password reaches a Secret");
+      assert.ok(secret.secretPaths.length > 0, "…marked secret");
+    });
+  });
+});

@@ -1,0 +1,174 @@
+import * as assert from "node:assert/strict";
+import { DEFAULT_PORT, ROUTES, SERVICES } from "../app/src/tracing/conventions";
+import { validateKubernetesObject } from "../scripts/k8s-schema";
+import { datadogObjects, deploymentEnv, kubernetesObjects, type KubernetesObject } from "../scripts/manifests";
+import { runStack, type ProgramRun } from "../scripts/mock-engine";
+
+const SENTINELS = {
+  "datadog:apiKey": "dd-api-key-sentinel-0123456789abcdef",
+  "datadog:appKey": "dd-app-key-sentinel-fedcba9876543210",
+  "payments-apm:databasePassword": "db-password-sentinel-s3cr3t",
+};
+
+const runs: Record<string, ProgramRun> = {};
+const objects = (stack: string) => kubernetesObjects(runs[stack]).map((o) => o.object);
+const find = (stack: string, kind: string, name: string): KubernetesObject => {
+  const o = objects(stack).find((x) => x.kind === kind && x.metadata.name === name);
+  assert.ok(o, `${stack} renders no ${kind} ${name}`);
+  return o;
+};
+const container = (o: KubernetesObject, name: string) => ((o.spec as any).template.spec.containers as any[]).find((c) => c.name === name);
+const envOf = (o: KubernetesObject, name: string) => Object.fromEntries(deploymentEnv(o)[name].map((e) => [e.name, e.value ?? e.valueFrom]));
+
+describe("the program (index.ts) under the mock engine", () => {
+  before(async function () {
+    this.timeout(60_000);
+    for (const stack of ["prod", "staging"]) runs[stack] = await runStack(stack, { secrets: SENTINELS });
+  });
+
+  for (const stack of ["prod", "staging"]) {
+    describe(`stack ${stack}`, () => {
+      it("registers the Agent, both services, the monitors and the retention filters", () => {
+        const count = (type: string) => runs[stack].resources.filter((r) => r.type === type).length;
+        assert.deepEqual(
+          {
+            namespaces: count("kubernetes:core/v1:Namespace"),
+            daemonSets: count("kubernetes:apps/v1:DaemonSet"),
+            deployments: count("kubernetes:apps/v1:Deployment"),
+            services: count("kubernetes:core/v1:Service"),
+            pdbs: count("kubernetes:policy/v1:PodDisruptionBudget"),
+            monitors: count("datadog:index/monitor:Monitor"),
+            retentionFilters: count("datadog:index/apmRetentionFilter:ApmRetentionFilter"),
+            k8sProviders: count("pulumi:providers:kubernetes"),
+          },
+          { namespaces: 2, daemonSets: 1, deployments: 2, services: 2, pdbs: 2, monitors: 3, retentionFilters: 2, k8sProviders: 1 },
+        );
+      });
+
+      it("looks up the existing EKS cluster named in config", () => {
+        const lookups = runs[stack].invokes.filter((i) => i.token === "aws:eks/getCluster:getCluster");
+        assert.deepEqual(lookups.map((l) => [l.inputs.name, l.inputs.region]), [[`payments-${stack}`, "us-east-1"]]);
+      });
+
+      it("builds the Kubernetes provider from the cluster with `aws eks get-token` exec auth", () => {
+        const provider = runs[stack].resources.find((r) => r.type === "pulumi:providers:kubernetes")!;
+        const kubeconfig = JSON.parse(provider.inputs.kubeconfig);
+        assert.equal(kubeconfig.clusters[0].cluster.server, `https://MOCKED-ENDPOINT.payments-${stack}.eks.amazonaws.com`);
+        assert.ok(kubeconfig.clusters[0].cluster["certificate-authority-data"]);
+        const exec = kubeconfig.users[0].user.exec;
+        assert.equal(exec.command, "aws");
+        assert.deepEqual(exec.args, ["eks", "get-token", "--cluster-name", `payments-${stack}`, "--region", "us-east-1", "--output", "json"]);
+      });
+
+      it("creates every Kubernetes object with the cluster's provider", () => {
+        const k8sResources = runs[stack].resources.filter((r) => r.type.startsWith("kubernetes:"));
+        assert.ok(k8sResources.length >= 10);
+        for (const r of k8sResources) assert.match(r.provider ?? "", /pulumi:providers:kubernetes::eks-k8s::/, `${r.type} ${r.name}`);
+      });
+
+      it("renders only Kubernetes objects that validate against the Kubernetes schemas", () => {
+        const problems = objects(stack).flatMap((o) => validateKubernetesObject(o));
+        assert.deepEqual(problems, []);
+      });
+
+      it("keeps the secrets out of every input but their own Secret's data, marked secret there", () => {
+        const placesOf = (value: string) =>
+          runs[stack].resources.flatMap((r) => (JSON.stringify(r.inputs).includes(value) ? [`${r.type}::${r.name}`] : []));
+        assert.deepEqual(placesOf(SENTINELS["datadog:apiKey"]), ["kubernetes:core/v1:Secret::datadog-agent-secret"]);
+        assert.deepEqual(placesOf(SENTINELS["payments-apm:databasePassword"]), ["kubernetes:core/v1:Secret::payment-service-secrets"]);
+        assert.deepEqual(placesOf(SENTINELS["datadog:appKey"]), []);
+        for (const r of runs[stack].resources.filter((x) => x.type === "kubernetes:core/v1:Secret")) assert.ok(r.secretPaths.length > 0, `${r.name} data is secret`);
+        const outputs = JSON.stringify(runs[stack].outputs);
+        for (const s of Object.values(SENTINELS)) assert.ok(!outputs.includes(s), "no secret in the stack outputs");
+      });
+
+      for (const service of [SERVICES.payment, SERVICES.fraud]) {
+        it(`deploys ${service} with unified service tagging from labels`, () => {
+          const d = find(stack, "Deployment", service);
+          const expected = { "tags.datadoghq.com/env": stack, "tags.datadoghq.com/service": service, "tags.datadoghq.com/version": "1.4.2" };
+          for (const labels of [d.metadata.labels, (d.spec as any).template.metadata.labels]) {
+            for (const [k, v] of Object.entries(expected)) assert.equal((labels as any)[k], v, k);
+          }
+          const env = envOf(d, service);
+          assert.deepEqual(env.DD_ENV, { fieldRef: { fieldPath: "metadata.labels['tags.datadoghq.com/env']" } });
+          assert.deepEqual(env.DD_SERVICE, { fieldRef: { fieldPath: "metadata.labels['tags.datadoghq.com/service']" } });
+          assert.deepEqual(env.DD_VERSION, { fieldRef: { fieldPath: "metadata.labels['tags.datadoghq.com/version']" } });
+          assert.equal(env.DD_TAGS, `cluster:payments-${stack},region:us-east-1,deployment:payments-${stack}-use1`);
+          assert.equal(env.DD_LOGS_INJECTION, "true");
+          assert.equal(env.DD_RUNTIME_METRICS_ENABLED, "true");
+          assert.equal(env.DD_TRACE_PROPAGATION_STYLE, "datadog,tracecontext");
+          assert.equal(env.DD_TRACE_SAMPLE_RATE, stack === "prod" ? "0.1" : "0.5");
+          assert.ok(JSON.parse(env.DD_TRACE_SAMPLING_RULES as string).length > 0);
+          assert.equal(env.DD_TRACE_RATE_LIMIT, "100");
+        });
+
+        it(`runs ${service} non-root on a read-only root filesystem with probes on its health routes`, () => {
+          const d = find(stack, "Deployment", service);
+          const c = container(d, service);
+          assert.deepEqual(c.securityContext, { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ["ALL"] } });
+          assert.equal((d.spec as any).template.spec.securityContext.runAsNonRoot, true);
+          assert.equal(c.readinessProbe.httpGet.path, ROUTES.readiness);
+          assert.equal(c.livenessProbe.httpGet.path, ROUTES.liveness);
+          assert.deepEqual(c.ports, [{ name: "http", containerPort: DEFAULT_PORT, protocol: "TCP" }]);
+          assert.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory);
+          assert.match(c.image, /^123456789012\.dkr\.ecr\.us-east-1\.amazonaws\.com\/.+:1\.4\.2$/);
+          const svc = find(stack, "Service", service);
+          assert.deepEqual((svc.spec as any).selector, (d.spec as any).selector.matchLabels);
+          const pdb = find(stack, "PodDisruptionBudget", service);
+          assert.ok((pdb.spec as any).minAvailable < (d.spec as any).replicas);
+        });
+      }
+
+      it("points the payment service at the fraud service, the ledger and its password Secret", () => {
+        const env = envOf(find(stack, "Deployment", SERVICES.payment), SERVICES.payment);
+        assert.equal(env.FRAUD_SERVICE_URL, "http://fraud-service.payments.svc.cluster.local");
+        assert.equal(env.FRAUD_TIMEOUT_MS, "800");
+        assert.deepEqual(env.PGPASSWORD, { secretKeyRef: { name: "payment-service-secrets", key: "PGPASSWORD" } });
+        assert.equal(env.PGDATABASE, "payments");
+        const fraudEnv = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
+        assert.match(fraudEnv.REDIS_URL as string, /^redis:\/\/payments-velocity\..+:6379$/);
+      });
+
+      it("creates the monitors with notification handles, env/service tags and thresholds equal to the query", () => {
+        const monitors = datadogObjects(runs[stack]).filter((d) => d.kind === "Monitor");
+        for (const m of monitors) {
+          const i = m.inputs as any;
+          assert.equal(i.type, "query alert");
+          assert.ok(i.query.includes(`env:${stack}`), i.query);
+          assert.ok(i.query.endsWith(` > ${i.monitorThresholds.critical}`), i.query);
+          assert.ok(i.tags.includes(`env:${stack}`) && i.tags.includes("service:payment-service") && i.tags.includes("source:apm"));
+          assert.match(i.message, /@slack-payments/);
+        }
+      });
+
+      it("exports the namespaces, service names and monitor ids", () => {
+        const o = runs[stack].outputs as any;
+        assert.equal(o.datadogNamespace, "datadog");
+        assert.equal(o.servicesNamespace, "payments");
+        assert.deepEqual(o.services, { payment: "payment-service", fraud: "fraud-service" });
+        assert.deepEqual(Object.keys(o.monitorIds).sort(), ["database-latency", "payment-error-rate", "payment-latency"]);
+      });
+    });
+  }
+
+  it("reaches the trace-agent over the Unix socket in prod (socket only)", () => {
+    const env = envOf(find("prod", "Deployment", SERVICES.payment), SERVICES.payment);
+    assert.equal(env.DD_TRACE_AGENT_URL, "unix:///var/run/datadog/apm.socket");
+    assert.equal(env.DD_AGENT_HOST, undefined);
+    const pod = (find("prod", "Deployment", SERVICES.payment).spec as any).template.spec;
+    assert.deepEqual(pod.volumes.find((v: any) => v.name === "apm-socket").hostPath, { path: "/var/run/datadog", type: "Directory" });
+    const ds = objects("prod").find((o) => o.kind === "DaemonSet")!;
+    const ports = ((ds.spec as any).template.spec.containers as any[]).flatMap((c) => c.ports ?? []);
+    assert.ok(!ports.some((p) => p.hostPort === 8126), "no hostPort when the port is off");
+  });
+
+  it("reaches the trace-agent through hostPort 8126 on the node's IP in staging (port only)", () => {
+    const env = envOf(find("staging", "Deployment", SERVICES.payment), SERVICES.payment);
+    assert.deepEqual(env.DD_AGENT_HOST, { fieldRef: { fieldPath: "status.hostIP" } });
+    assert.equal(env.DD_TRACE_AGENT_PORT, "8126");
+    assert.equal(env.DD_TRACE_AGENT_URL, undefined);
+    const ds = objects("staging").find((o) => o.kind === "DaemonSet")!;
+    const ports = ((ds.spec as any).template.spec.containers as any[]).flatMap((c) => c.ports ?? []);
+    assert.ok(ports.some((p) => p.hostPort === 8126), "hostPort 8126 on the trace-agent");
+  });
+});
