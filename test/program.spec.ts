@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { DEFAULT_PORT, ROUTES, SERVICES } from "../app/src/tracing/conventions";
-import { validateKubernetesObject } from "../scripts/k8s-schema";
+import { validateKubernetesObject } from "./support/k8s-schema";
 import { datadogObjects, deploymentEnv, kubernetesObjects, type KubernetesObject } from "../scripts/manifests";
 import { runStack, type ProgramRun } from "../scripts/mock-engine";
 
@@ -74,7 +74,7 @@ describe("the program (index.ts) under the mock engine", () => {
       it("keeps the secrets out of every input but their own Secret's data, marked secret there", () => {
         const placesOf = (value: string) =>
           runs[stack].resources.flatMap((r) => (JSON.stringify(r.inputs).includes(value) ? [`${r.type}::${r.name}`] : []));
-        assert.deepEqual(placesOf(SENTINELS["datadog:apiKey"]), ["kubernetes:core/v1:Secret::datadog-agent-secret"]);
+        assert.deepEqual(placesOf(SENTINELS["datadog:apiKey"]), ["kubernetes:core/v1:Secret::datadog-agent-api-key"]);
         assert.deepEqual(placesOf(SENTINELS["payments-apm:databasePassword"]), ["kubernetes:core/v1:Secret::payment-service-secrets"]);
         assert.deepEqual(placesOf(SENTINELS["datadog:appKey"]), []);
         for (const r of runs[stack].resources.filter((x) => x.type === "kubernetes:core/v1:Secret")) assert.ok(r.secretPaths.length > 0, `${r.name} data is secret`);
