@@ -124,7 +124,7 @@ export class TracedService extends pulumi.ComponentResource {
     const mounts: k8s.types.input.core.v1.VolumeMount[] = [{ name: "tmp", mountPath: "/tmp" }];
     if (args.agent.socketEnabled) {
       // Connecting to a Unix socket needs no write access to the mount: read-only is enough.
-      volumes.push({ name: "apm-socket", hostPath: { path: APM_SOCKET_DIR, type: "Directory" } });
+      volumes.push({ name: "apm-socket", hostPath: { path: APM_SOCKET_DIR, type: "DirectoryOrCreate" } });
       mounts.push({ name: "apm-socket", mountPath: APM_SOCKET_DIR, readOnly: true });
     }
 

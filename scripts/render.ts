@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
 import { ConfigError } from "../components/config";
-import { validateKubernetesObject } from "../test/support/k8s-schema";
+import { validateKubernetesObject } from "./k8s-schema";
 import { datadogObjects, deploymentEnv, kubernetesObjects, manifestFileName, objectId } from "./manifests";
 import { REPO_ROOT, runStack, type ProgramRun } from "./mock-engine";
 

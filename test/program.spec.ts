@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { DEFAULT_PORT, ROUTES, SERVICES } from "../app/src/tracing/conventions";
-import { validateKubernetesObject } from "./support/k8s-schema";
+import { validateKubernetesObject } from "../scripts/k8s-schema";
 import { datadogObjects, deploymentEnv, kubernetesObjects, type KubernetesObject } from "../scripts/manifests";
 import { runStack, type ProgramRun } from "../scripts/mock-engine";
 
@@ -156,7 +156,7 @@ describe("the program (index.ts) under the mock engine", () => {
     assert.equal(env.DD_TRACE_AGENT_URL, "unix:///var/run/datadog/apm.socket");
     assert.equal(env.DD_AGENT_HOST, undefined);
     const pod = (find("prod", "Deployment", SERVICES.payment).spec as any).template.spec;
-    assert.deepEqual(pod.volumes.find((v: any) => v.name === "apm-socket").hostPath, { path: "/var/run/datadog", type: "Directory" });
+    assert.deepEqual(pod.volumes.find((v: any) => v.name === "apm-socket").hostPath, { path: "/var/run/datadog", type: "DirectoryOrCreate" });
     const ds = objects("prod").find((o) => o.kind === "DaemonSet")!;
     const ports = ((ds.spec as any).template.spec.containers as any[]).flatMap((c) => c.ports ?? []);
     assert.ok(!ports.some((p) => p.hostPort === 8126), "no hostPort when the port is off");
