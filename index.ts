@@ -1,9 +1,11 @@
 /**
  * payments-apm: Datadog distributed tracing for the payments system on Amazon EKS.
- * cluster → Datadog Agent → payment-service + fraud-service → sampling → monitors.
+ * cluster → Datadog Agent → payment-service + fraud-service → sampling → monitors → SLOs, dashboard.
  */
 import { SERVICES } from "./app/src/tracing/conventions";
+import { ApmDashboard } from "./components/apm-dashboard";
 import { ApmMonitors } from "./components/apm-monitors";
+import { ApmSlos } from "./components/apm-slos";
 import { EksCluster } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
@@ -91,3 +93,19 @@ export const services = { payment: payment.serviceName, fraud: fraud.serviceName
 export const fraudServiceUrl = fraud.url;
 export const monitorIds = monitors.monitorIds;
 export const retentionFilterIds = retention.filterIds;
+
+// Payment SLOs and the flow's dashboard, after the monitors they complement.
+const slos = new ApmSlos("apm-slos", {
+  env,
+  settings: config.slos,
+  latencyThresholdSeconds: config.monitors.paymentLatencyP95Seconds,
+});
+const dashboard = new ApmDashboard("apm-dashboard", {
+  env,
+  thresholds: config.monitors,
+  slos: slos.objectives.map((o) => ({ title: o.name, id: o.id, timeframe: o.timeframe })),
+});
+
+export const sloIds = slos.sloIds;
+export const dashboardId = dashboard.dashboardId;
+export const dashboardUrl = dashboard.dashboardUrl;

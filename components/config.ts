@@ -104,6 +104,29 @@ const service = (defaults: { replicas: number }) =>
     // A budget that allows no disruption blocks every node drain.
     .refine((s) => s.minAvailable < s.replicas, { message: "must be less than replicas", path: ["minAvailable"] });
 
+const percent = () =>
+  z.preprocess(
+    numberLike,
+    z.number({ error: "must be a percentage strictly between 0 and 100" }).gt(0, "must be a percentage strictly between 0 and 100").lt(100, "must be a percentage strictly between 0 and 100"),
+  );
+
+/** `payments-apm:slos`: targets of the payment SLOs. Every key has a default. */
+export const sloSettingsSchema = z
+  .object({
+    /** Rolling window the targets apply to. */
+    timeframe: z.enum(["7d", "30d", "90d"], { error: "must be 7d, 30d or 90d" }).default("30d"),
+    /** % of payments that must complete without an error. */
+    availabilityTarget: percent().default(99.9),
+    /** % of 5-minute slices whose payment p95 must stay within the latency threshold. */
+    latencyTarget: percent().default(99.5),
+    /** p95 latency threshold in seconds. Default: payments-apm:monitors.paymentLatencyP95Seconds. */
+    latencyThresholdSeconds: z
+      .preprocess(numberLike, z.number({ error: "must be a number of seconds" }).positive("must be greater than 0").finite("must be finite"))
+      .optional(),
+  })
+  .strict()
+  .prefault({});
+
 /** The schema of `payments-apm:*`. Defaults are the original tracing design's values. */
 export const stackConfigSchema = z
   .object({
@@ -216,6 +239,7 @@ export const stackConfigSchema = z
         databaseLatencyP95Seconds: positiveNumber().default(1),
       })
       .strict(),
+    slos: sloSettingsSchema,
   })
   .strict();
 

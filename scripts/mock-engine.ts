@@ -166,7 +166,9 @@ export async function runUnderMocks(
     );
     pulumi.runtime.setAllConfig(input.config, [...input.secretKeys]);
     clearProgramModules();
-    const stackOutputs = await pulumi.runtime.runInPulumiStack(async () => body());
+    // The stack's own outputs resolve as one Output: one unknown value would hide them all.
+    let stackOutputs: Record<string, unknown> | undefined;
+    await pulumi.runtime.runInPulumiStack(async () => (stackOutputs = (await body()) as Record<string, unknown> | undefined));
     await pulumi.runtime.disconnect();
     const outputs: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(stackOutputs ?? {})) outputs[key] = await resolveOutput(value);
@@ -177,10 +179,12 @@ export async function runUnderMocks(
   }
 }
 
+/** A stack output's value as a preview shows it: secret and unknown values are named, not shown. */
 async function resolveOutput(value: unknown): Promise<unknown> {
   const out = pulumi.output(value as pulumi.Input<unknown>) as any;
-  const [v, secret] = await Promise.all([out.promise(), out.isSecret]);
-  return secret ? "[secret]" : v;
+  const [v, known, secret] = await Promise.all([out.promise(true), out.isKnown, out.isSecret]);
+  if (secret) return "[secret]";
+  return known ? v : "[unknown until applied]";
 }
 
 /** Loads `Pulumi.<stack>.yaml`, runs the program under the mocks and returns the run. */

@@ -1,0 +1,121 @@
+import * as assert from "node:assert/strict";
+import { SERVICES, SPANS } from "../app/src/tracing/conventions";
+import { p95LatencyQuery } from "../components/apm-monitors";
+import { apmSlosArgsProblems, availabilityQuery, p95Query, paymentSloSpecs, SLO_DEFAULTS } from "../components/apm-slos";
+import { sloSettingsSchema } from "../components/config";
+import { datadogObjects } from "../scripts/manifests";
+import { runStack, type ProgramRun } from "../scripts/mock-engine";
+import { rawSettings } from "./support/stack-settings";
+import { stackRun } from "./support/rendered-env";
+
+const SLO = "ServiceLevelObjective";
+const slosOf = (run: ProgramRun) => Object.fromEntries(datadogObjects(run).filter((d) => d.kind === SLO).map((d) => [d.name, d.inputs as any]));
+
+describe("payment SLOs (components/apm-slos.ts)", () => {
+  describe("queries", () => {
+    it("counts good payments as hits minus errors of payment.process_payment, scoped to env and service", () => {
+      assert.deepEqual(availabilityQuery(SPANS.processPayment, "prod", SERVICES.payment), {
+        numerator:
+          "sum:trace.payment.process_payment.hits{env:prod,service:payment-service}.as_count() - sum:trace.payment.process_payment.errors{env:prod,service:payment-service}.as_count()",
+        denominator: "sum:trace.payment.process_payment.hits{env:prod,service:payment-service}.as_count()",
+      });
+    });
+
+    it("measures latency with the same p95 metric query as the latency monitor", () => {
+      const sli = p95Query(SPANS.processPayment, "prod", SERVICES.payment);
+      assert.equal(sli, "p95:trace.payment.process_payment{env:prod,service:payment-service}");
+      assert.ok(p95LatencyQuery(SPANS.processPayment, "prod", SERVICES.payment, "5m", 2).startsWith(`percentile(last_5m):${sli} `));
+    });
+
+    it("takes the latency threshold from the monitors unless the SLO settings name one", () => {
+      const [, latency] = paymentSloSpecs("prod", SLO_DEFAULTS, 2);
+      assert.equal(latency.timeSlice?.threshold, 2);
+      const [, custom] = paymentSloSpecs("prod", { ...SLO_DEFAULTS, latencyThresholdSeconds: 1.2 }, 2);
+      assert.equal(custom.timeSlice?.threshold, 1.2);
+      assert.match(custom.name, /p95 ≤ 1\.2 s/);
+    });
+  });
+
+  describe("settings (proposed payments-apm:slos)", () => {
+    it("defaults to 99.9 % availability and 99.5 % of 5-minute slices within the threshold over 30 days", () => {
+      assert.deepEqual(SLO_DEFAULTS, { timeframe: "30d", availabilityTarget: 99.9, latencyTarget: 99.5 });
+    });
+
+    it("accepts numbers given as strings by `pulumi config set --path`", () => {
+      assert.equal(sloSettingsSchema.parse({ availabilityTarget: "99.95" }).availabilityTarget, 99.95);
+    });
+
+    it("rejects a target of 100 %, an unknown window and unknown keys, naming each", () => {
+      const result = sloSettingsSchema.safeParse({ availabilityTarget: 100, timeframe: "1d", target: 99 });
+      assert.ok(!result.success);
+      const issues = result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+      assert.ok(issues.includes("availabilityTarget: must be a percentage strictly between 0 and 100"), issues.join("\n"));
+      assert.ok(issues.includes("timeframe: must be 7d, 30d or 90d"), issues.join("\n"));
+      assert.ok(issues.some((i) => /target/.test(i) && /nrecognized/.test(i)), issues.join("\n"));
+    });
+
+    it("reports bad component args by property path before creating anything", () => {
+      const problems = apmSlosArgsProblems({ env: "", settings: { ...SLO_DEFAULTS, latencyTarget: 0 }, latencyThresholdSeconds: 0 });
+      assert.deepEqual(
+        problems.map((p) => p.propertyPath),
+        ["env", "settings.latencyTarget", "latencyThresholdSeconds"],
+      );
+    });
+  });
+
+  for (const stack of ["prod", "staging"]) {
+    describe(`stack ${stack} under the mock engine`, () => {
+      let slos: Record<string, any>;
+      before(async function () {
+        this.timeout(60_000);
+        slos = slosOf(await stackRun(stack));
+      });
+
+      it("creates an availability metric SLO on payment hits and errors", () => {
+        const slo = slos["apm-slos-payment-availability"];
+        assert.equal(slo.type, "metric");
+        assert.deepEqual(slo.query, availabilityQuery(SPANS.processPayment, stack, SERVICES.payment));
+        assert.deepEqual(slo.thresholds, [{ timeframe: "30d", target: 99.9 }]);
+        assert.equal(slo.timeframe, "30d");
+        assert.equal(slo.targetThreshold, 99.9);
+        assert.equal(slo.name, `[${stack}] Payment availability`);
+      });
+
+      it("creates a time-slice latency SLO: p95 at most the monitor's threshold in each 5-minute slice", () => {
+        const slo = slos["apm-slos-payment-latency"];
+        const threshold = Number(rawSettings(stack).monitors.paymentLatencyP95Seconds ?? 2);
+        assert.equal(slo.type, "time_slice");
+        assert.deepEqual(slo.sliSpecification, {
+          timeSlice: {
+            query: { formula: { formulaExpression: "p95" }, queries: [{ metricQuery: { name: "p95", query: `p95:trace.payment.process_payment{env:${stack},service:payment-service}` } }] },
+            comparator: "<=",
+            threshold,
+            queryIntervalSeconds: 300,
+          },
+        });
+        assert.equal(slo.query, undefined);
+        assert.deepEqual(slo.thresholds, [{ timeframe: "30d", target: 99.5 }]);
+      });
+
+      it("tags both SLOs with env, service, team and source", () => {
+        for (const slo of Object.values(slos)) {
+          assert.deepEqual(slo.tags, ["source:apm", `env:${stack}`, "service:payment-service", "team:payments"]);
+        }
+      });
+
+      it("exports the SLO ids by key", async () => {
+        const outputs = (await stackRun(stack)).outputs as any;
+        assert.deepEqual(outputs.sloIds, { "payment-availability": "apm-slos-payment-availability-id", "payment-latency": "apm-slos-payment-latency-id" });
+      });
+    });
+  }
+
+  it("follows a change of the payment latency monitor threshold", async function () {
+    this.timeout(60_000);
+    const monitors = { ...rawSettings("prod").monitors, paymentLatencyP95Seconds: 1.5 };
+    const run = await runStack("prod", { overrides: { "payments-apm:monitors": JSON.stringify(monitors) } });
+    const slo = slosOf(run)["apm-slos-payment-latency"];
+    assert.equal(slo.sliSpecification.timeSlice.threshold, 1.5);
+    assert.equal(slo.name, "[prod] Payment latency p95 ≤ 1.5 s");
+  });
+});
