@@ -83,3 +83,49 @@ export const FLOWS = {
 /** Customer tiers the sampling policy knows. */
 export const CUSTOMER_TIERS = ["standard", "premium", "enterprise"] as const;
 export type CustomerTier = (typeof CUSTOMER_TIERS)[number];
+
+/**
+ * Further tag keys the services set (business annotations, step results, scoring). Kept
+ * apart from `TAGS` so the keys the platform relies on stay a short list.
+ */
+export const DETAIL_TAGS = {
+  idempotentReplay: "payment.idempotent_replay",
+  validationResult: "payment.validation_result",
+  balanceSufficient: "validation.balance_sufficient",
+  withinLimits: "validation.within_limits",
+  paymentMethodValid: "validation.payment_method_valid",
+  transactionValue: "business.transaction_value",
+  businessCurrency: "business.currency",
+  productCategory: "business.product_category",
+  senderCountry: "business.sender_country",
+  receiverCountry: "business.receiver_country",
+  fraudRiskScore: "fraud.risk_score",
+  fraudConfidence: "fraud.confidence",
+  modelVersion: "risk_scoring.model_version",
+  velocityScore: "risk_scoring.velocity_score",
+  deviceScore: "risk_scoring.device_score",
+  amountScore: "risk_scoring.amount_score",
+  overallScore: "risk_scoring.overall_score",
+  dbOperation: "db.operation",
+  dbRowCount: "db.row_count",
+} as const;
+
+/** Values of `payment.failure_reason`; also the `error` code of the matching HTTP answer. */
+export const FAILURE_REASONS = {
+  insufficientFunds: "insufficient_funds",
+  limitExceeded: "limit_exceeded",
+  invalidPaymentMethod: "invalid_payment_method",
+  senderNotFound: "sender_not_found",
+  receiverNotFound: "receiver_not_found",
+  fraudBlocked: "fraud_blocked",
+  fraudReview: "fraud_review",
+  fraudUnavailable: "fraud_unavailable",
+  databaseUnavailable: "database_unavailable",
+  processingError: "processing_error",
+  idempotencyKeyReused: "idempotency_key_reused",
+} as const;
+export type FailureReason = (typeof FAILURE_REASONS)[keyof typeof FAILURE_REASONS];
+
+/** Fraud decisions, from least to most severe. */
+export const FRAUD_DECISIONS = ["allow", "review", "block"] as const;
+export type FraudDecision = (typeof FRAUD_DECISIONS)[number];

@@ -1,0 +1,19 @@
+import { z } from "zod";
+import { commonEnv, integerVar, loadEnv, stringVar } from "../server/env";
+
+/** fraud-service environment (DD_* is read by dd-trace). */
+export const fraudServiceEnv = {
+  ...commonEnv,
+  REDIS_URL: z.preprocess((v) => (v === "" ? undefined : v), z.url({ protocol: /^rediss?$/ }).default("redis://127.0.0.1:6379")),
+  /** Prepended to every Redis key, so several deployments can share one Redis. */
+  REDIS_KEY_PREFIX: stringVar("fraud:"),
+  REDIS_COMMAND_TIMEOUT_MS: integerVar(200, 10, 10_000),
+  VELOCITY_WINDOW_SECONDS: integerVar(3_600, 1, 86_400),
+  DEVICE_MEMORY_SECONDS: integerVar(90 * 86_400, 60, 365 * 86_400),
+};
+
+export type FraudServiceConfig = ReturnType<typeof loadFraudServiceConfig>;
+
+export function loadFraudServiceConfig(env: NodeJS.ProcessEnv = process.env) {
+  return loadEnv(fraudServiceEnv, env);
+}

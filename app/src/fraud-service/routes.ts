@@ -1,0 +1,26 @@
+import type { FastifyInstance } from "fastify";
+import { createHttpServer, describeIssues, labelFlow } from "../server/http";
+import { FLOWS, ROUTES } from "../tracing/conventions";
+import { scoreRequestSchema } from "./api";
+import { detectFraud, type DetectionDeps } from "./detection";
+
+export function buildFraudServer(deps: DetectionDeps): FastifyInstance {
+  const app = createHttpServer({
+    logger: deps.logger,
+    readiness: async () => {
+      await deps.redis.ping();
+    },
+  });
+
+  app.post(ROUTES.score, { onRequest: labelFlow(FLOWS.fraudScore) }, async (request, reply) => {
+    const parsed = scoreRequestSchema.safeParse(request.body);
+    if (!parsed.success) {
+      return reply.code(400).send({ error: "invalid_request", details: describeIssues(parsed.error) });
+    }
+    const result = await detectFraud(deps, parsed.data);
+    request.log.info({ decision: result.decision, degraded: result.degraded }, "payment scored");
+    return result;
+  });
+
+  return app;
+}

@@ -1,0 +1,23 @@
+import { z } from "zod";
+import { commonEnv, integerVar, loadEnv } from "../server/env";
+
+/**
+ * payment-service environment. PGHOST, PGPORT, PGDATABASE, PGUSER and PGPASSWORD are read
+ * by pg itself; DD_* by dd-trace.
+ */
+export const paymentServiceEnv = {
+  ...commonEnv,
+  /** Base URL of fraud-service, e.g. http://fraud-service.payments.svc.cluster.local:8080. */
+  FRAUD_SERVICE_URL: z.url({ protocol: /^https?$/ }),
+  /** Deadline for a fraud score; past it the payment is refused (fail closed). */
+  FRAUD_TIMEOUT_MS: integerVar(1_000, 10, 30_000),
+  PG_POOL_MAX: integerVar(10, 1, 200),
+  PG_STATEMENT_TIMEOUT_MS: integerVar(5_000, 100, 120_000),
+  PG_CONNECT_TIMEOUT_MS: integerVar(2_000, 100, 60_000),
+};
+
+export type PaymentServiceConfig = ReturnType<typeof loadPaymentServiceConfig>;
+
+export function loadPaymentServiceConfig(env: NodeJS.ProcessEnv = process.env) {
+  return loadEnv(paymentServiceEnv, env);
+}

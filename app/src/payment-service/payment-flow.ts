@@ -1,0 +1,299 @@
+/**
+ * POST /v1/payments as the seed describes it: validate → score fraud → process →
+ * post-process, each step one measured span under payment.process_payment.
+ */
+import { randomUUID } from "node:crypto";
+import type { Pool } from "pg";
+import { isDatabaseUnavailable } from "../ledger/db";
+import { annotateCustomer, annotatePayment, annotateRootTier } from "../tracing/annotators";
+import {
+  DETAIL_TAGS,
+  FAILURE_REASONS,
+  SPANS,
+  TAGS,
+  type CustomerTier,
+  type FailureReason,
+} from "../tracing/conventions";
+import type { Logger } from "../tracing/logger";
+import { setTags, traced } from "../tracing/spans";
+import type { Span } from "../tracing/tracer";
+import type { ScoreResponse } from "../fraud-service/api";
+import type { FraudClient } from "./fraud-client";
+import {
+  FraudServiceUnavailable,
+  PaymentDeclined,
+  declineOutcome,
+  failureOutcome,
+  type PaymentOutcome,
+} from "./outcomes";
+import { isCardUsable, TIER_LIMITS } from "./payment-method";
+import { requestHash, type PaymentRequest } from "./request";
+import {
+  enqueueEvent,
+  findTransaction,
+  loadWallets,
+  recordDecline,
+  transferFunds,
+  type StoredTransaction,
+  type TransactionRecord,
+} from "./store";
+
+export interface PaymentDeps {
+  readonly pool: Pool;
+  readonly fraud: FraudClient;
+  readonly logger: Logger;
+}
+
+/**
+ * Returns the answer for a processed, declined or replayed payment. Throws on system
+ * failures (database, fraud-service), which mark payment.process_payment as an error;
+ * `failureReasonOf` names them.
+ */
+export function processPayment(
+  deps: PaymentDeps,
+  request: PaymentRequest,
+  idempotencyKey: string,
+  root: Span | null,
+): Promise<PaymentOutcome> {
+  const tx: TransactionRecord = {
+    id: randomUUID(),
+    idempotencyKey,
+    requestHash: requestHash(request),
+    senderId: request.sender_id,
+    receiverId: request.receiver_id,
+    amount: request.amount,
+    currency: request.currency,
+    paymentMethodType: request.payment_method_type,
+  };
+
+  return traced(SPANS.processPayment, async (span) => {
+    annotatePayment(span, { ...tx, transactionId: tx.id });
+    // The client's tier is a hint for sampling until the wallet says otherwise.
+    if (request.customer_tier) annotateRootTier(root, request.customer_tier);
+
+    try {
+      const previous = await findTransaction(deps.pool, idempotencyKey);
+      if (previous) return replay(span, previous, tx.requestHash);
+
+      const customer = await validate(deps, request, tx, (known) => {
+        // Known before the fraud call, where head-based sampling decides.
+        annotateCustomer(span, known);
+        annotateRootTier(root, known.customerTier);
+      });
+      setTags(span, { [DETAIL_TAGS.validationResult]: true });
+
+      await scoreFraud(deps, request, tx, customer, span);
+      const outcome = await transfer(deps, tx);
+      // A concurrent request with the same key moved the money: answer what it answered.
+      if (!outcome) return replayWinner(deps, span, tx);
+      setTags(span, { [TAGS.finalStatus]: "completed" });
+      await postProcess(deps, tx);
+      return outcome;
+    } catch (error) {
+      if (error instanceof PaymentDeclined) return decline(deps, span, tx, error);
+      setTags(span, { [TAGS.failureReason]: failureReasonOf(error), [TAGS.finalStatus]: "failed" });
+      throw error;
+    }
+  });
+}
+
+export function failureReasonOf(error: unknown): FailureReason {
+  if (error instanceof FraudServiceUnavailable) return FAILURE_REASONS.fraudUnavailable;
+  if (isDatabaseUnavailable(error)) return FAILURE_REASONS.databaseUnavailable;
+  return FAILURE_REASONS.processingError;
+}
+
+interface Customer {
+  readonly customerTier: CustomerTier;
+  readonly senderCountry: string;
+  readonly receiverCountry: string;
+}
+
+/**
+ * payment.validation: wallets exist, balance, per-tier limit, payment method. Reports the
+ * customer to `onCustomer` as soon as the wallets are read, declined or not.
+ */
+function validate(
+  deps: PaymentDeps,
+  request: PaymentRequest,
+  tx: TransactionRecord,
+  onCustomer: (customer: Customer) => void,
+): Promise<Customer> {
+  return traced(
+    SPANS.validation,
+    async (span) => {
+      const { sender, receiver } = await loadWallets(deps.pool, tx.senderId, tx.receiverId, tx.currency);
+      if (!sender) throw new PaymentDeclined(FAILURE_REASONS.senderNotFound, `sender has no ${tx.currency} wallet`);
+      if (!receiver) {
+        throw new PaymentDeclined(FAILURE_REASONS.receiverNotFound, `receiver has no ${tx.currency} wallet`);
+      }
+      // The tier is the wallet's; countries stated in the request (where the payment is made
+      // from and to) win over the wallets' home countries.
+      const customer: Customer = {
+        customerTier: sender.customerTier,
+        senderCountry: request.sender_country ?? sender.country,
+        receiverCountry: request.receiver_country ?? receiver.country,
+      };
+      onCustomer(customer);
+      const sufficient = sender.balance >= BigInt(tx.amount);
+      const limit = TIER_LIMITS[sender.customerTier];
+      const withinLimits = tx.amount <= limit;
+      const methodValid = request.payment_method_type !== "card" || isCardUsable(request.card, new Date());
+      setTags(span, {
+        [DETAIL_TAGS.balanceSufficient]: sufficient,
+        [DETAIL_TAGS.withinLimits]: withinLimits,
+        [DETAIL_TAGS.paymentMethodValid]: methodValid,
+      });
+      if (!sufficient) throw new PaymentDeclined(FAILURE_REASONS.insufficientFunds, "balance too low for this payment");
+      if (!withinLimits) {
+        throw new PaymentDeclined(
+          FAILURE_REASONS.limitExceeded,
+          `amount above the ${sender.customerTier} limit of ${limit} minor units`,
+        );
+      }
+      if (!methodValid) {
+        throw new PaymentDeclined(FAILURE_REASONS.invalidPaymentMethod, "card number or expiry not valid");
+      }
+      return customer;
+    },
+    { "validation.amount": tx.amount, "validation.currency": tx.currency, "validation.sender_id": tx.senderId },
+  );
+}
+
+/** fraud.detection: the fraud-service call. Blocked and held payments are declined. */
+function scoreFraud(
+  deps: PaymentDeps,
+  request: PaymentRequest,
+  tx: TransactionRecord,
+  customer: Customer,
+  payment: Span,
+): Promise<ScoreResponse> {
+  return traced(
+    SPANS.fraudDetection,
+    async (span) => {
+      const score = await deps.fraud.score({
+        transaction_id: tx.id,
+        sender_id: tx.senderId,
+        receiver_id: tx.receiverId,
+        amount: tx.amount,
+        currency: tx.currency,
+        payment_method_type: tx.paymentMethodType,
+        customer_tier: customer.customerTier,
+        sender_country: customer.senderCountry,
+        receiver_country: customer.receiverCountry,
+        device: request.device,
+      });
+      setTags(span, {
+        [DETAIL_TAGS.fraudRiskScore]: score.risk_score,
+        [TAGS.fraudRiskFactors]: score.risk_factors,
+        [TAGS.fraudDecision]: score.decision,
+        [TAGS.fraudDegraded]: score.degraded,
+      });
+      setTags(payment, { [TAGS.fraudRiskScore]: score.risk_score, [TAGS.fraudAction]: score.decision });
+      if (score.decision === "block") {
+        throw new PaymentDeclined(FAILURE_REASONS.fraudBlocked, "payment blocked by fraud screening");
+      }
+      if (score.decision === "review") {
+        throw new PaymentDeclined(FAILURE_REASONS.fraudReview, "payment held for fraud review");
+      }
+      return score;
+    },
+    { "fraud.transaction_id": tx.id, "fraud.amount": tx.amount, "fraud.payment_method": tx.paymentMethodType },
+  );
+}
+
+/**
+ * payment.processing: reserve and transfer in one database transaction. Undefined when a
+ * concurrent request with the same Idempotency-Key got there first.
+ */
+function transfer(deps: PaymentDeps, tx: TransactionRecord): Promise<PaymentOutcome | undefined> {
+  return traced(
+    SPANS.processing,
+    async (span) => {
+      const outcome: PaymentOutcome = {
+        status: 201,
+        body: {
+          transaction_id: tx.id,
+          status: "completed",
+          amount: tx.amount,
+          currency: tx.currency,
+          sender_id: tx.senderId,
+          receiver_id: tx.receiverId,
+        },
+      };
+      let result: "completed" | "conflict";
+      try {
+        result = await transferFunds(deps.pool, tx, outcome);
+      } catch (error) {
+        const reason = error instanceof PaymentDeclined ? error.reason : failureReasonOf(error);
+        setTags(span, { [TAGS.failureReason]: reason, "processing.rolled_back": true });
+        throw error;
+      }
+      if (result === "conflict") {
+        setTags(span, { "processing.final_status": "superseded" });
+        return undefined;
+      }
+      setTags(span, { "processing.final_status": "completed" });
+      return outcome;
+    },
+    { "processing.transaction_id": tx.id },
+  );
+}
+
+/**
+ * payment.post_processing: the event receipts and notifications are sent from. The money
+ * has moved by now, so a failure here is logged, not returned to the client; a relay can
+ * find completed transactions without an event.
+ */
+async function postProcess(deps: PaymentDeps, tx: TransactionRecord): Promise<void> {
+  try {
+    await traced(SPANS.postProcessing, () =>
+      enqueueEvent(deps.pool, tx.id, "payment.completed", {
+        transaction_id: tx.id,
+        sender_id: tx.senderId,
+        receiver_id: tx.receiverId,
+        amount: tx.amount,
+        currency: tx.currency,
+      }),
+    );
+  } catch (error) {
+    deps.logger.error({ err: error, transaction_id: tx.id }, "payment completed but its event was not enqueued");
+  }
+}
+
+async function decline(
+  deps: PaymentDeps,
+  span: Span,
+  tx: TransactionRecord,
+  declined: PaymentDeclined,
+): Promise<PaymentOutcome> {
+  setTags(span, { [TAGS.failureReason]: declined.reason, [TAGS.finalStatus]: "declined" });
+  const outcome = declineOutcome(declined.reason, declined.message, tx.id);
+  let recorded: boolean;
+  try {
+    recorded = await recordDecline(deps.pool, tx, declined.reason, outcome);
+  } catch (error) {
+    setTags(span, { [TAGS.failureReason]: failureReasonOf(error), [TAGS.finalStatus]: "failed" });
+    throw error;
+  }
+  if (!recorded) return replayWinner(deps, span, tx);
+  deps.logger.info({ transaction_id: tx.id, reason: declined.reason }, "payment declined");
+  return outcome;
+}
+
+async function replayWinner(deps: PaymentDeps, span: Span, tx: TransactionRecord): Promise<PaymentOutcome> {
+  const winner = await findTransaction(deps.pool, tx.idempotencyKey);
+  if (!winner) throw new Error("idempotency conflict without a committed transaction");
+  return replay(span, winner, tx.requestHash);
+}
+
+function replay(span: Span, previous: StoredTransaction, hash: string): PaymentOutcome {
+  setTags(span, { [DETAIL_TAGS.idempotentReplay]: true, [TAGS.transactionId]: previous.id });
+  if (previous.requestHash !== hash) {
+    const reason = FAILURE_REASONS.idempotencyKeyReused;
+    setTags(span, { [TAGS.failureReason]: reason, [TAGS.finalStatus]: "rejected" });
+    return failureOutcome(reason, "this Idempotency-Key was used for a different request");
+  }
+  setTags(span, { [TAGS.finalStatus]: previous.status });
+  return previous.outcome;
+}

@@ -1,0 +1,41 @@
+import type { FastifyInstance } from "fastify";
+import { dbQuery } from "../ledger/db";
+import { createHttpServer, describeIssues, labelFlow } from "../server/http";
+import { FLOWS, ROUTES } from "../tracing/conventions";
+import { failureOutcome } from "./outcomes";
+import { failureReasonOf, processPayment, type PaymentDeps } from "./payment-flow";
+import { idempotencyKeySchema, paymentRequestSchema } from "./request";
+
+export function buildPaymentServer(deps: PaymentDeps): FastifyInstance {
+  const app = createHttpServer({
+    logger: deps.logger,
+    readiness: async () => {
+      await dbQuery(deps.pool, "readiness_check", "SELECT 1");
+    },
+  });
+
+  app.post(ROUTES.payments, { onRequest: labelFlow(FLOWS.payment) }, async (request, reply) => {
+    const key = idempotencyKeySchema.safeParse(request.headers["idempotency-key"]);
+    if (!key.success) {
+      return reply
+        .code(400)
+        .send({ error: "idempotency_key_required", details: describeIssues(key.error, "headers.idempotency-key") });
+    }
+    const body = paymentRequestSchema.safeParse(request.body);
+    if (!body.success) {
+      return reply.code(400).send({ error: "invalid_request", details: describeIssues(body.error) });
+    }
+
+    try {
+      const outcome = await processPayment(deps, body.data, key.data, request.rootSpan);
+      return reply.code(outcome.status).send(outcome.body);
+    } catch (error) {
+      const reason = failureReasonOf(error);
+      request.log.error({ err: error, reason }, "payment failed");
+      const outcome = failureOutcome(reason, "the payment was not made; retry with the same Idempotency-Key");
+      return reply.code(outcome.status).send(outcome.body);
+    }
+  });
+
+  return app;
+}

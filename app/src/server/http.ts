@@ -1,0 +1,102 @@
+/**
+ * The fastify instance both services start from: JSON error answers, body limit, probes,
+ * and the hook that labels the HTTP root span with its business flow.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type onRequestHookHandler } from "fastify";
+import type { z } from "zod";
+import { ROUTES, TAGS } from "../tracing/conventions";
+import type { Logger } from "../tracing/logger";
+import { setTags } from "../tracing/spans";
+import { tracer, type Span } from "../tracing/tracer";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The `fastify.request` span dd-trace opened for this request. */
+    rootSpan: Span | null;
+  }
+}
+
+/** Payment bodies are a few hundred bytes; anything near this is not a payment. */
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+export interface HttpServerOptions {
+  readonly logger: Logger;
+  /** Throws when a dependency the service needs is unreachable. */
+  readonly readiness: () => Promise<void>;
+}
+
+export function createHttpServer({ logger, readiness }: HttpServerOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+
+  app.decorateRequest("rootSpan", null);
+  // JSON only: anything else is 415, not a string body that fails validation later.
+  app.removeContentTypeParser("text/plain");
+
+  // Once closing, answer what is in flight with `Connection: close`: otherwise a keep-alive
+  // connection that turns idle after close() began stays open and holds shutdown.
+  let draining = false;
+  app.addHook("preClose", (done) => {
+    draining = true;
+    done();
+  });
+  app.addHook("onSend", (_request, reply, payload, done) => {
+    if (draining) reply.header("connection", "close");
+    done(null, payload);
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status === 413) return reply.code(413).send({ error: "payload_too_large", details: [] });
+    if (status === 415) return reply.code(415).send({ error: "unsupported_media_type", details: [] });
+    if (status === 400) return reply.code(400).send({ error: "invalid_json", details: [] });
+    request.log.error({ err: error }, "unhandled error");
+    return reply.code(500).send({ error: "internal_error" });
+  });
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: "not_found" }));
+
+  app.get(ROUTES.liveness, async () => ({ status: "ok" }));
+  app.get(ROUTES.readiness, async (request, reply) => {
+    try {
+      await readiness();
+      return { status: "ready" };
+    } catch (error) {
+      request.log.warn({ err: error }, "not ready");
+      return reply.code(503).send({ status: "not_ready" });
+    }
+  });
+
+  return app;
+}
+
+/**
+ * A route's onRequest hook: keeps the request's root span and tags it with the flow.
+ * Head-based sampling decides at the first outgoing call by looking at the root span, so
+ * a rule on `payments.flow` only works if the tag is there before the handler runs.
+ */
+export function labelFlow(flow: string): onRequestHookHandler {
+  return (request, _reply, done) => {
+    const root = tracer.scope().active();
+    request.rootSpan = root;
+    setTags(root, { [TAGS.flow]: flow });
+    done();
+  };
+}
+
+export interface ValidationIssue {
+  readonly path: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+/** Validation problems as answered in `details`: where and what, never the offending value. */
+export function describeIssues(error: z.ZodError, prefix = ""): ValidationIssue[] {
+  return error.issues.map((issue) => ({
+    path: prefix + issue.path.map(String).join("."),
+    code: issue.code,
+    message: issue.message,
+  }));
+}

@@ -1,0 +1,57 @@
+/**
+ * JSON logs on stdout. With DD_LOGS_INJECTION=true dd-trace's pino integration appends
+ * `"dd":{"trace_id","span_id","service","env","version"}` to every line written inside a
+ * span, which is how Datadog links a log line to its trace. Import after ./tracer.
+ */
+import pino, { type Logger } from "pino";
+import { REDACTED, scrubText } from "./redaction";
+
+/** Paths pino censors wherever they appear in a log object (request bodies are never logged). */
+const REDACT_PATHS = [
+  "card",
+  "*.card",
+  "cvv",
+  "*.cvv",
+  "password",
+  "*.password",
+  "ssn",
+  "*.ssn",
+  "token",
+  "*.token",
+  "authorization",
+  "*.authorization",
+  "req.headers",
+  "headers.authorization",
+  "headers.cookie",
+];
+
+interface LoggedRequest {
+  method?: string;
+  url?: string;
+  routeOptions?: { url?: string };
+  ip?: string;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    redact: { paths: REDACT_PATHS, censor: REDACTED },
+    formatters: { level: (label) => ({ level: label }) },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    serializers: {
+      // The path only: a query string can carry tokens.
+      req: (req: LoggedRequest) => ({
+        method: req.method,
+        url: req.url?.split("?")[0],
+        route: req.routeOptions?.url,
+        remoteAddress: req.ip,
+      }),
+      err: (error: Error) => {
+        const logged = pino.stdSerializers.err(error);
+        return { ...logged, message: scrubText(logged.message), stack: scrubText(logged.stack) };
+      },
+    },
+  });
+}
+
+export type { Logger };

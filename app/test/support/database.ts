@@ -1,0 +1,131 @@
+/**
+ * A database of its own per test run, migrated with the app's runner, plus the few
+ * queries tests need to read the ledger.
+ */
+import { Client, Pool } from "pg";
+import { migrate } from "../../src/ledger/migrate";
+import type { CustomerTier } from "../../src/tracing/conventions";
+
+export const PG = { host: "127.0.0.1", port: 5432, user: "postgres" } as const;
+
+export interface TestDatabase {
+  readonly name: string;
+  /** The PG* variables a service needs to reach it. */
+  readonly env: Record<string, string>;
+  readonly pool: Pool;
+  drop(): Promise<void>;
+}
+
+/** Drops and recreates `name`, applies the migrations. */
+export async function createTestDatabase(name: string): Promise<TestDatabase> {
+  if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`unsafe database name ${name}`);
+  await admin(async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${name}`);
+  });
+  await migrate({ ...PG, database: name });
+  const pool = new Pool({ ...PG, database: name, max: 4 });
+  return {
+    name,
+    env: { PGHOST: PG.host, PGPORT: String(PG.port), PGUSER: PG.user, PGDATABASE: name },
+    pool,
+    async drop() {
+      await pool.end();
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    },
+  };
+}
+
+async function admin<T>(work: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ ...PG, database: "postgres" });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface WalletSpec {
+  readonly balance: number | bigint;
+  readonly currency?: string;
+  readonly tier?: CustomerTier;
+  readonly country?: string;
+}
+
+let walletCount = 0;
+const openingTotals = new Map<string, bigint>();
+
+/** The sum of the opening balances of every wallet `createWallet` made, per currency. */
+export function openingTotal(currency = "USD"): bigint {
+  return openingTotals.get(currency) ?? 0n;
+}
+
+export async function totalBalance(pool: Pool, currency = "USD"): Promise<bigint> {
+  const { rows } = await pool.query<{ total: string | null }>(
+    `SELECT sum(balance)::text AS total FROM wallets WHERE currency = $1`,
+    [currency],
+  );
+  return BigInt(rows[0].total ?? 0);
+}
+
+/** Creates a wallet for a fresh user id (so tests never share wallets) and returns the id. */
+export async function createWallet(pool: Pool, label: string, spec: WalletSpec): Promise<string> {
+  walletCount += 1;
+  const userId = `${label}_${process.pid}_${walletCount}`;
+  await pool.query(
+    `INSERT INTO wallets (user_id, currency, balance, customer_tier, country) VALUES ($1, $2, $3, $4, $5)`,
+    [userId, spec.currency ?? "USD", String(spec.balance), spec.tier ?? "standard", spec.country ?? "US"],
+  );
+  const currency = spec.currency ?? "USD";
+  openingTotals.set(currency, openingTotal(currency) + BigInt(spec.balance));
+  return userId;
+}
+
+export async function balanceOf(pool: Pool, userId: string, currency = "USD"): Promise<bigint> {
+  const { rows } = await pool.query<{ balance: string }>(
+    `SELECT balance FROM wallets WHERE user_id = $1 AND currency = $2`,
+    [userId, currency],
+  );
+  if (!rows[0]) throw new Error(`no ${currency} wallet for ${userId}`);
+  return BigInt(rows[0].balance);
+}
+
+export interface TransactionRow {
+  id: string;
+  idempotency_key: string;
+  sender_id: string;
+  receiver_id: string;
+  amount: string;
+  status: string;
+  failure_reason: string | null;
+  response_status: number;
+  response_body: Record<string, unknown>;
+}
+
+/** Every transaction row that involves `userId`, oldest first. */
+export async function transactionsOf(pool: Pool, userId: string): Promise<TransactionRow[]> {
+  const { rows } = await pool.query<TransactionRow>(
+    `SELECT id, idempotency_key, sender_id, receiver_id, amount, status, failure_reason, response_status, response_body
+       FROM transactions WHERE sender_id = $1 OR receiver_id = $1 ORDER BY created_at, id`,
+    [userId],
+  );
+  return rows;
+}
+
+export interface LedgerEntryRow {
+  transaction_id: string;
+  user_id: string;
+  direction: "debit" | "credit";
+  amount: string;
+}
+
+export async function ledgerEntriesOf(pool: Pool, userId: string): Promise<LedgerEntryRow[]> {
+  const { rows } = await pool.query<LedgerEntryRow>(
+    `SELECT transaction_id, user_id, direction, amount FROM ledger_entries
+      WHERE transaction_id IN (SELECT transaction_id FROM ledger_entries WHERE user_id = $1)
+      ORDER BY id`,
+    [userId],
+  );
+  return rows;
+}
