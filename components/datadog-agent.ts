@@ -250,6 +250,10 @@ export function agentEnv(args: DatadogAgentArgs): AgentContainersEnv {
     // Agent ignores its error and rare samplers unless this feature is on
     // (docs.datadoghq.com/tracing/trace_pipeline/ingestion_mechanisms, "Error and rare traces").
     DD_APM_FEATURES: "error_rare_sample_tracer_drop",
+    // dd-trace's ioredis spans carry the whole command with its values in redis.raw_command
+    // and the tracer has no option to drop them: the Agent obfuscates them before intake.
+    DD_APM_OBFUSCATION_REDIS_ENABLED: "true",
+    DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS: "true",
   });
 
   return {

@@ -136,6 +136,12 @@ describe("DatadogAgent", () => {
       assert.equal(off.DD_APM_ENABLE_RARE_SAMPLER, "false");
     });
 
+    it("strips Redis command arguments from spans before they leave the node", () => {
+      const e = envMap(agentEnv(args).traceAgent);
+      assert.equal(e.DD_APM_OBFUSCATION_REDIS_ENABLED, "true");
+      assert.equal(e.DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS, "true");
+    });
+
     it("opens the receiver socket only when socketEnabled, and the TCP receiver to the pod IP always", () => {
       for (const mode of modes) {
         const apm = MODES[mode];
