@@ -1,0 +1,572 @@
+/**
+ * npx tsx bench/experiments.ts [--variants a,b,… --cycles 3 --mode side-by-side|alternate --duration 8 --connections 32]
+ *
+ * Measures candidate hot-path changes against the prod-traced baseline without editing
+ * app/: each variant is the baseline plus env changes and/or a rewrite of a compiled
+ * module at load time (bench/lib/source-patch.cjs). Each variant's processes start once
+ * and get a warm-up round (discarded). Side by side (the default), each variant then runs
+ * at the same time as the baseline (half the connections each), so load from anything
+ * else on the machine hits both alike; alternate runs them one after the other. Reports
+ * per variant the CPU per payment (payment-service + fraud-service, /proc) and payments/s
+ * against its reference. Writes bench/results/experiments.json and .md.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ensureBuilt } from "../app/test/support/services";
+import { SERVICE_CONFIGS, type ServiceConfigId } from "./lib/configs";
+import { failures, runPaymentLoad, type PhaseResult } from "./lib/load";
+import { machineInfo } from "./lib/machine";
+import { median, spansPerTrace } from "./lib/report";
+import { waitForQuiet } from "./lib/quiet";
+import { measureRound, warmUp } from "./lib/round";
+import {
+  deleteRedisKeys,
+  loadRenderedEnvs,
+  prepareDatabase,
+  REDIS_PREFIX_ROOT,
+  startIntakeProcess,
+  startPair,
+  type ServiceOverrides,
+  type ServicePair,
+} from "./lib/stand";
+
+interface Patch {
+  readonly file: string;
+  readonly find?: string;
+  readonly replace?: string;
+  readonly replaceWith?: string;
+  readonly append?: string;
+}
+
+interface Variant {
+  readonly id: string;
+  readonly description: string;
+  readonly base: ServiceConfigId;
+  /** In side-by-side mode, the variant it runs next to (default: baseline). */
+  readonly against?: string;
+  readonly env?: ServiceOverrides;
+  readonly patches?: readonly Patch[];
+}
+
+const SET_TAGS_LOOP = `    for (const [key, value] of Object.entries(tags)) {
+        const recorded = (0, redaction_1.redactTag)(key, value);
+        if (recorded !== undefined)
+            span.setTag(key, recorded);
+    }`;
+
+const NO_REQUEST_LOGGING: Patch = {
+  file: "server/http.js",
+  find: "return503OnClosing: true,",
+  replace: "return503OnClosing: true, disableRequestLogging: true,",
+};
+
+const HTTP_AGENT: Patch = {
+  file: "payment-service/fraud-client.js",
+  replaceWith: path.join(__dirname, "experiments/fraud-client-http.js"),
+};
+
+const LEAN_TAGS: Patch[] = [
+  {
+    file: "tracing/spans.js",
+    find: SET_TAGS_LOOP,
+    replace: `    let out;
+    for (const key in tags) {
+        const recorded = (0, redaction_1.redactTag)(key, tags[key]);
+        if (recorded !== undefined)
+            (out ??= {})[key] = recorded;
+    }
+    if (out)
+        span.addTags(out);`,
+  },
+  {
+    file: "tracing/redaction.js",
+    find: "function isSensitiveKey(key) {\n    return SENSITIVE_KEY.test(key);\n}",
+    replace: `const sensitiveKeys = new Map();
+function isSensitiveKey(key) {
+    let sensitive = sensitiveKeys.get(key);
+    if (sensitive === undefined) {
+        sensitive = SENSITIVE_KEY.test(key);
+        if (sensitiveKeys.size < 10000)
+            sensitiveKeys.set(key, sensitive);
+    }
+    return sensitive;
+}`,
+  },
+];
+
+/** transfer_funds in 6 round trips instead of 8: debit and credit in one UPDATE, ledger entries and completion in one statement. */
+const FEWER_ROUND_TRIPS: Patch = {
+  file: "payment-service/store.js",
+  append: `exports.transferFunds = function transferFunds(pool, tx, outcome) {
+    return (0, db_1.dbTransaction)(pool, "transfer_funds", async (client) => {
+        if (!(await claimKey(client, tx)))
+            return "conflict";
+        const { rows } = await client.query(\`SELECT user_id, balance FROM wallets
+        WHERE currency = $1 AND user_id = ANY($2::text[])
+        ORDER BY user_id
+          FOR UPDATE\`, [tx.currency, [tx.senderId, tx.receiverId]]);
+        const sender = rows.find((r) => r.user_id === tx.senderId);
+        if (rows.length !== 2 || !sender)
+            throw new Error("wallet disappeared during transfer");
+        if (BigInt(sender.balance) < BigInt(tx.amount)) {
+            throw new outcomes_1.PaymentDeclined(conventions_1.FAILURE_REASONS.insufficientFunds, "balance too low for this payment");
+        }
+        try {
+            await client.query(\`UPDATE wallets AS w SET balance = w.balance + d.delta, updated_at = now()
+              FROM (VALUES ($1::text, -$4::bigint), ($2::text, $4::bigint)) AS d(user_id, delta)
+             WHERE w.user_id = d.user_id AND w.currency = $3\`, [tx.senderId, tx.receiverId, tx.currency, tx.amount]);
+        }
+        catch (error) {
+            if (error.code === CHECK_VIOLATION) {
+                throw new outcomes_1.PaymentDeclined(conventions_1.FAILURE_REASONS.insufficientFunds, "balance too low for this payment");
+            }
+            throw error;
+        }
+        await client.query(\`WITH entries AS (
+             INSERT INTO ledger_entries (transaction_id, user_id, currency, direction, amount)
+             VALUES ($1, $4, $6, 'debit', $7), ($1, $5, $6, 'credit', $7))
+           UPDATE transactions
+              SET status = 'completed', response_status = $2, response_body = $3, completed_at = now(), updated_at = now()
+            WHERE id = $1\`, [tx.id, outcome.status, JSON.stringify(outcome.body), tx.senderId, tx.receiverId, tx.currency, tx.amount]);
+        return "completed";
+    });
+};`,
+};
+
+/**
+ * The velocity counter and device set in one Lua script (one EVALSHA) instead of
+ * MULTI, INCR, EXPIRE, SADD, EXPIRE, EXEC: the same atomic update, one redis.command span
+ * instead of six. Keys still get the ioredis keyPrefix (numberOfKeys).
+ */
+const REDIS_SCRIPT: Patch = {
+  file: "fraud-service/history.js",
+  append: `const RECORD_HISTORY_LUA = \`
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+local added = -1
+if ARGV[3] ~= '' then
+  added = redis.call('SADD', KEYS[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return {count, added}\`;
+exports.recordAndReadHistory = async function recordAndReadHistory(redis, settings, senderId, device, now = Date.now()) {
+    if (typeof redis.recordHistory !== "function")
+        redis.defineCommand("recordHistory", { numberOfKeys: 2, lua: RECORD_HISTORY_LUA });
+    const sender = pseudonym(\`sender:\${senderId}\`);
+    const window = Math.floor(now / 1000 / settings.velocityWindowSeconds);
+    const member = device ? pseudonym(\`device:\${device.id}:\${device.fingerprint}\`) : "";
+    const [count, added] = await redis.recordHistory(\`velocity:\${sender}:\${window}\`, \`devices:\${sender}\`,
+        settings.velocityWindowSeconds * 2, settings.deviceMemorySeconds, member);
+    const paymentsInWindow = Number(count);
+    if (!device)
+        return { paymentsInWindow, device: "absent" };
+    return { paymentsInWindow, device: Number(added) === 1 ? "new" : "known" };
+};`,
+};
+
+/** The proposed changes together (not no-db-query-span, which removes designed spans). */
+const COMBINED: Patch[] = [NO_REQUEST_LOGGING, HTTP_AGENT, ...LEAN_TAGS, FEWER_ROUND_TRIPS, REDIS_SCRIPT];
+
+export const VARIANTS: readonly Variant[] = [
+  { id: "baseline", description: "traced, prod sampling, as rendered (the reference)", base: "traced-prod" },
+  { id: "untraced", description: "DD_TRACE_ENABLED=false: what all tracing costs", base: "untraced" },
+  {
+    id: "no-request-logging",
+    description: "fastify's per-request 'incoming request' / 'request completed' lines off (disableRequestLogging: true)",
+    base: "traced-prod",
+    patches: [NO_REQUEST_LOGGING],
+  },
+  { id: "pool-10", description: "PG_POOL_MAX=10 instead of the rendered 20", base: "traced-prod", env: { PG_POOL_MAX: "10" } },
+  {
+    id: "http-agent",
+    description: "fraud-client on node:http with a keep-alive Agent instead of global fetch (still traced: http.request span, headers injected)",
+    base: "traced-prod",
+    patches: [HTTP_AGENT],
+  },
+  {
+    id: "lean-tags",
+    description: "setTags: one span.addTags() per call instead of setTag() per key, no Object.entries; isSensitiveKey memoised per key",
+    base: "traced-prod",
+    patches: LEAN_TAGS,
+  },
+  {
+    id: "fewer-round-trips",
+    description: "transfer_funds in 6 round trips instead of 8 (debit + credit in one UPDATE, ledger entries + completion in one statement): same rows, locks and order",
+    base: "traced-prod",
+    patches: [FEWER_ROUND_TRIPS],
+  },
+  {
+    id: "redis-script",
+    description: "fraud-service history in one Lua script (EVALSHA) instead of MULTI/INCR/EXPIRE/SADD/EXPIRE/EXEC: 1 redis.command span instead of 6",
+    base: "traced-prod",
+    patches: [REDIS_SCRIPT],
+  },
+  {
+    id: "no-db-query-span",
+    description: "dbQuery (single statements) without its database.query wrapper span: what 3 of our spans per payment cost (information, not a proposal)",
+    base: "traced-prod",
+    patches: [{ file: "ledger/db.js", append: "exports.dbQuery = function dbQuery(pool, operation, text, values = []) {\n    return pool.query(text, values);\n};" }],
+  },
+  {
+    id: "combined",
+    description: "no-request-logging + http-agent + lean-tags + fewer-round-trips + redis-script, traced with prod sampling",
+    base: "traced-prod",
+    patches: COMBINED,
+  },
+  {
+    id: "combined-untraced",
+    description: "the same changes, untraced (side by side with untraced): what they save without tracing",
+    base: "untraced",
+    against: "untraced",
+    patches: COMBINED,
+  },
+];
+
+interface Options {
+  /** side-by-side: each variant runs at the same time as the one it is compared with, half the connections each; alternate: one after the other. */
+  mode: "side-by-side" | "alternate";
+  variants: string[];
+  cycles: number;
+  warmup: number;
+  warmupRound: number;
+  duration: number;
+  connections: number;
+  wallets: number;
+  out: string;
+}
+
+function parse(argv: readonly string[]): Options {
+  const options: Options = {
+    mode: "side-by-side",
+    variants: VARIANTS.map((v) => v.id),
+    cycles: 3,
+    warmup: 2,
+    warmupRound: 10,
+    duration: 8,
+    connections: 32,
+    wallets: 10_000,
+    out: path.join(__dirname, "results"),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!m) throw new Error(`unexpected argument ${argv[i]}`);
+    m[1] = m[1].replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const value = m[2] ?? argv[++i];
+    if (value === undefined) throw new Error(`--${m[1]} needs a value`);
+    if (m[1] === "variants") {
+      options.variants = value.split(",");
+      for (const v of options.variants) if (!VARIANTS.some((x) => x.id === v)) throw new Error(`unknown variant ${v}`);
+      if (!options.variants.includes("baseline")) options.variants.unshift("baseline");
+      for (const v of [...options.variants]) {
+        const against = VARIANTS.find((x) => x.id === v)!.against;
+        if (against && !options.variants.includes(against)) options.variants.unshift(against);
+      }
+    } else if (m[1] === "mode") {
+      if (value !== "side-by-side" && value !== "alternate") throw new Error("--mode is side-by-side or alternate");
+      options.mode = value;
+    } else if (m[1] === "out") options.out = value;
+    else if (m[1] in options) (options as unknown as Record<string, number>)[m[1]] = Number(value);
+    else throw new Error(`unknown option --${m[1]}`);
+  }
+  return options;
+}
+
+const log = (message: string) => process.stderr.write(`${message}\n`);
+
+interface VariantRound {
+  readonly variant: string;
+  readonly cycle: number;
+  readonly load: PhaseResult;
+  /** ms of CPU per payment: payment-service and fraud-service, user and system. */
+  readonly cpu: { payment: number; fraud: number; paymentUser: number; paymentSystem: number; fraudUser: number; fraudSystem: number };
+  readonly spansPerPayment: number;
+  readonly logLinesPerPayment: number;
+  /** Requests without a 2xx answer (the run goes on; they are reported). */
+  readonly failed: number;
+  readonly problems: string[];
+  /** Side by side: the variant that ran at the same time, and what it measured. */
+  readonly against?: string;
+  readonly reference?: { load: PhaseResult; cpu: VariantRound["cpu"]; logLinesPerPayment: number };
+}
+
+interface SideMeasure {
+  readonly load: PhaseResult;
+  readonly cpu: VariantRound["cpu"];
+  readonly logLinesPerPayment: number;
+}
+
+/**
+ * Loads two service pairs at the same time, half the connections each: whatever else
+ * runs on the machine hits both alike, so their CPU per payment and payments/s compare
+ * even when the machine's load swings from one round to the next.
+ */
+async function sideBySide(
+  pairsToLoad: [ServicePair, ServicePair],
+  plan: { warmupSec: number; durationSec: number; connections: number; wallets: number; keyPrefix: string },
+): Promise<[SideMeasure, SideMeasure]> {
+  const one = async (pair: ServicePair, tag: string): Promise<SideMeasure> => {
+    const load = (phase: string, durationSec: number) =>
+      runPaymentLoad({
+        url: pair.payment.url,
+        connections: plan.connections,
+        durationSec,
+        wallets: plan.wallets,
+        keyPrefix: `${plan.keyPrefix}-${tag}-${phase}`,
+      });
+    await load("w", plan.warmupSec);
+    const p0 = pair.payment.cpuSplitMs();
+    const f0 = pair.fraud.cpuSplitMs();
+    const lines0 = pair.payment.output().lines + pair.fraud.output().lines;
+    const result = await load("s", plan.durationSec);
+    const p1 = pair.payment.cpuSplitMs();
+    const f1 = pair.fraud.cpuSplitMs();
+    const n = result.ok2xx;
+    return {
+      load: result,
+      cpu: {
+        payment: (p1.user + p1.system - p0.user - p0.system) / n,
+        fraud: (f1.user + f1.system - f0.user - f0.system) / n,
+        paymentUser: (p1.user - p0.user) / n,
+        paymentSystem: (p1.system - p0.system) / n,
+        fraudUser: (f1.user - f0.user) / n,
+        fraudSystem: (f1.system - f0.system) / n,
+      },
+      logLinesPerPayment: (pair.payment.output().lines + pair.fraud.output().lines - lines0) / n,
+    };
+  };
+  const [a, b] = await Promise.all([one(pairsToLoad[0], "a"), one(pairsToLoad[1], "b")]);
+  return [a, b];
+}
+
+async function main(): Promise<void> {
+  const options = parse(process.argv.slice(2));
+  const started = Date.now();
+  const machine = machineInfo();
+  await ensureBuilt();
+  const [db, intake, rendered] = await Promise.all([
+    prepareDatabase("payments_bench_experiments", options.wallets),
+    startIntakeProcess(),
+    loadRenderedEnvs(),
+  ]);
+  const runId = Date.now().toString(36);
+  const redisPrefix = `${REDIS_PREFIX_ROOT}experiments:${runId}:`;
+  const patchDir = path.join(os.tmpdir(), `payments-bench-patches-${runId}`);
+  mkdirSync(patchDir, { recursive: true });
+  const rounds: VariantRound[] = [];
+  const pairs = new Map<string, ServicePair>();
+  try {
+    // Cycle 0 starts each variant's processes and warms them up (discarded).
+    for (let cycle = 0; cycle <= options.cycles; cycle++) {
+      for (const id of options.variants) {
+        const variant = VARIANTS.find((v) => v.id === id)!;
+        const keyPrefix = `bench-exp-${runId}-${cycle}-${id}`;
+        const label = `${id} cycle ${cycle}`;
+        if (cycle === 0) {
+          const base = SERVICE_CONFIGS.find((c) => c.id === variant.base)!;
+          const extra: ServiceOverrides = {};
+          if (variant.patches?.length) {
+            const file = path.join(patchDir, `${variant.id}.json`);
+            writeFileSync(file, JSON.stringify(variant.patches));
+            extra.BENCH_SOURCE_PATCHES = file;
+            extra.NODE_OPTIONS = `--require ${path.join(__dirname, "lib/source-patch.cjs")}`;
+          }
+          const pair = await startPair({
+            rendered,
+            intakeUrl: intake.url,
+            db,
+            redisPrefix: `${redisPrefix}${id}:`,
+            overrides: { ...base.overrides, ...variant.env, ...extra },
+          });
+          pairs.set(id, pair);
+          for (const patch of variant.patches ?? []) {
+            const applied = [pair.payment, pair.fraud].some((svc) =>
+              svc.running.output.some((line) => line.includes(`bench-patch: applied to ${patch.file}`)),
+            );
+            if (!applied) throw new Error(`${id}: the patch of ${patch.file} was not applied`);
+          }
+          const warm = await warmUp(pair, intake, db, {
+            connections: options.connections,
+            wallets: options.wallets,
+            keyPrefix,
+            label,
+            seconds: options.warmupRound,
+          });
+          for (const problem of [...warm.problems, ...warm.notes]) log(`  ${problem}`);
+          log(`  (warm-up) ${id.padEnd(20)} ${warm.result.throughput.toFixed(1).padStart(6)} /s`);
+          continue;
+        }
+        if (options.mode === "side-by-side") {
+          if (id === "baseline") continue;
+          const againstId = variant.against ?? "baseline";
+          const [mine, theirs] = await sideBySide([pairs.get(id)!, pairs.get(againstId)!], {
+            warmupSec: options.warmup,
+            durationSec: options.duration,
+            connections: Math.max(1, Math.round(options.connections / 2)),
+            wallets: options.wallets,
+            keyPrefix,
+          });
+          await waitForQuiet(db);
+          await intake.take();
+          const failed = failures(mine.load) + failures(theirs.load);
+          const problems = failed ? [`${label}: ${failed} requests failed (${JSON.stringify(mine.load.statusCodes)} / ${JSON.stringify(theirs.load.statusCodes)})`] : [];
+          for (const problem of problems) log(`  ${problem}`);
+          rounds.push({
+            variant: id,
+            cycle,
+            load: mine.load,
+            cpu: mine.cpu,
+            spansPerPayment: Number.NaN,
+            logLinesPerPayment: mine.logLinesPerPayment,
+            failed,
+            problems,
+            against: againstId,
+            reference: { load: theirs.load, cpu: theirs.cpu, logLinesPerPayment: theirs.logLinesPerPayment },
+          });
+          log(`  cycle ${cycle} ${id.padEnd(20)} ${mine.load.throughput.toFixed(1).padStart(6)} /s vs ${againstId} ` +
+            `${theirs.load.throughput.toFixed(1)} /s  CPU per payment ${(mine.cpu.payment + mine.cpu.fraud).toFixed(2)} vs ` +
+            `${(theirs.cpu.payment + theirs.cpu.fraud).toFixed(2)} ms`);
+          continue;
+        }
+        const pair = pairs.get(id)!;
+        const m = await measureRound(pair, intake, db, {
+          warmupSec: options.warmup,
+          durationSec: options.duration,
+          connections: options.connections,
+          wallets: options.wallets,
+          fixedRate: 0,
+          fixedSec: 0,
+          keyPrefix,
+          label,
+        });
+        for (const problem of [...m.problems, ...m.notes]) log(`  ${problem}`);
+        const n = m.saturation.ok2xx;
+        const round: VariantRound = {
+          variant: id,
+          cycle,
+          load: m.saturation,
+          cpu: {
+            payment: (m.cpuMs.payment.user + m.cpuMs.payment.system) / n,
+            fraud: (m.cpuMs.fraud.user + m.cpuMs.fraud.system) / n,
+            paymentUser: m.cpuMs.payment.user / n,
+            paymentSystem: m.cpuMs.payment.system / n,
+            fraudUser: m.cpuMs.fraud.user / n,
+            fraudSystem: m.cpuMs.fraud.system / n,
+          },
+          spansPerPayment: spansPerTrace(m.tracesToEnd),
+          logLinesPerPayment: (m.logLines.payment + m.logLines.fraud) / n,
+          failed: failures(m.saturation) + failures(m.warm),
+          problems: [...m.problems, ...m.notes],
+        };
+        rounds.push(round);
+        log(`  cycle ${cycle} ${id.padEnd(20)} ${m.saturation.throughput.toFixed(1).padStart(6)} /s  CPU per payment ` +
+          `${round.cpu.payment.toFixed(2)} + ${round.cpu.fraud.toFixed(2)} ms  p99 ${m.saturation.latencyMs.p99.toFixed(1)} ms`);
+      }
+    }
+  } finally {
+    await Promise.all([...pairs.values()].map((p) => p.stop().catch(() => undefined)));
+    await intake.close().catch(() => undefined);
+    await deleteRedisKeys(redisPrefix).catch(() => undefined);
+    await db.drop().catch(() => undefined);
+  }
+
+  const r3 = (n: number) => Math.round(n * 1000) / 1000;
+  const cpuOf = (c: VariantRound["cpu"]) => c.payment + c.fraud;
+  const summary = options.variants.map((id) => {
+    const variant = VARIANTS.find((v) => v.id === id)!;
+    let own = rounds.filter((r) => r.variant === id);
+    let paired: { cpu: number; cpuRatio: number; throughputRatio: number }[];
+    if (options.mode === "side-by-side") {
+      if (id === "baseline") {
+        // The baseline as measured next to each variant compared with it.
+        own = rounds
+          .filter((r) => r.against === "baseline" && r.reference)
+          .map((r) => ({ ...r, variant: "baseline", load: r.reference!.load, cpu: r.reference!.cpu, logLinesPerPayment: r.reference!.logLinesPerPayment }));
+      }
+      paired = own
+        .filter((r) => r.reference && r.variant === id)
+        .map((r) => ({
+          cpu: cpuOf(r.cpu) - cpuOf(r.reference!.cpu),
+          cpuRatio: cpuOf(r.cpu) / cpuOf(r.reference!.cpu),
+          throughputRatio: r.load.throughput / r.reference!.load.throughput,
+        }));
+      if (id === "baseline") paired = [];
+    } else {
+      paired = own.map((r) => {
+        const base = rounds.find((b) => b.variant === "baseline" && b.cycle === r.cycle)!;
+        return {
+          cpu: cpuOf(r.cpu) - cpuOf(base.cpu),
+          cpuRatio: cpuOf(r.cpu) / cpuOf(base.cpu),
+          throughputRatio: r.load.throughput / base.load.throughput,
+        };
+      });
+    }
+    const m = (f: (r: VariantRound) => number) => r3(median(own.map(f)));
+    const spans = median(own.map((r) => r.spansPerPayment));
+    return {
+      id,
+      against: id === "baseline" ? undefined : (options.mode === "side-by-side" ? variant.against ?? "baseline" : "baseline"),
+      description: variant.description,
+      rounds: own.length,
+      throughput: m((r) => r.load.throughput),
+      p50: m((r) => r.load.latencyMs.p50),
+      p99: m((r) => r.load.latencyMs.p99),
+      cpuPayment: m((r) => r.cpu.payment),
+      cpuFraud: m((r) => r.cpu.fraud),
+      cpuPaymentSystem: m((r) => r.cpu.paymentSystem),
+      spansPerPayment: Number.isFinite(spans) ? Math.round(spans * 10) / 10 : undefined,
+      logLinesPerPayment: m((r) => r.logLinesPerPayment),
+      cpuDeltaVsBaseline: r3(median(paired.map((p) => p.cpu))),
+      cpuRatioVsBaseline: r3(median(paired.map((p) => p.cpuRatio))),
+      cpuRatioPerCycle: paired.map((p) => r3(p.cpuRatio)),
+      throughputRatioVsBaseline: r3(median(paired.map((p) => p.throughputRatio))),
+      throughputRatioPerCycle: paired.map((p) => r3(p.throughputRatio)),
+      failed: own.reduce((sum, r) => sum + r.failed, 0),
+      requests: own.reduce((sum, r) => sum + r.load.requests, 0),
+    };
+  });
+  const wallSeconds = Math.round((Date.now() - started) / 100) / 10;
+  const report = {
+    machine: { ...machine, loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100) },
+    options: { ...options, out: path.relative(process.cwd(), options.out) || "." },
+    wallSeconds,
+    summary,
+    rounds,
+  };
+  mkdirSync(options.out, { recursive: true });
+  writeFileSync(path.join(options.out, "experiments.json"), `${JSON.stringify(report, null, 2)}\n`);
+  const lines = [
+    "# Hot-path experiments (POST /v1/payments, traced with prod sampling unless stated)",
+    "",
+    `${machine.date.slice(0, 16).replace("T", " ")} UTC · ${machine.cpus} × ${machine.cpuModel} · ${options.cycles} cycles (${options.mode}) · ` +
+      `${options.connections} connections · each variant's processes started once and warmed by a ${options.warmupRound} s round (discarded), ` +
+      `then per round ${options.warmup} s of load + ${options.duration} s measured · wall time ${wallSeconds} s · ` +
+      `load average ${machine.loadAverageAtStart.join("/")} → ${report.machine.loadAverageAtEnd.join("/")}`,
+    "",
+    "CPU = user + system time of the process during the measured phase ÷ payments answered 201. " +
+      (options.mode === "side-by-side"
+        ? `Side by side: each variant ran at the same time as the one it is compared with (${Math.max(1, Math.round(options.connections / 2))} connections each), ` +
+          "so both saw the same machine; ratios are variant ÷ that reference (median over cycles, then each cycle)."
+        : "Changes are against the baseline round of the same cycle (median over cycles, then each cycle)."),
+    "",
+    "| variant | compared with | payments/s | p99 ms | CPU ms per payment (payment + fraud) | CPU change | payments/s ratio | log lines per payment | failed |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ...summary.map(
+      (s) =>
+        `| ${s.id} | ${s.against ?? "–"} | ${s.throughput.toFixed(1)} | ${s.p99.toFixed(1)} | ${s.cpuPayment.toFixed(2)} + ${s.cpuFraud.toFixed(2)} | ` +
+        `${s.against === undefined ? "–" : `${s.cpuDeltaVsBaseline >= 0 ? "+" : ""}${s.cpuDeltaVsBaseline.toFixed(2)} ms (×${s.cpuRatioVsBaseline.toFixed(2)}; ${s.cpuRatioPerCycle.map((r) => r.toFixed(2)).join(", ")})`} | ` +
+        `${s.against === undefined ? "–" : `×${s.throughputRatioVsBaseline.toFixed(2)} (${s.throughputRatioPerCycle.map((r) => r.toFixed(2)).join(", ")})`} | ` +
+        `${s.logLinesPerPayment.toFixed(1)} | ${s.failed} / ${s.requests} |`,
+    ),
+    "",
+    ...summary.map((s) => `- **${s.id}**: ${s.description}`),
+    "",
+  ];
+  writeFileSync(path.join(options.out, "experiments.md"), `${lines.join("\n")}\n`);
+  process.stdout.write(`\n${lines.join("\n")}\n`);
+}
+
+main().catch((error: Error) => {
+  log(`experiments: ${error.stack ?? error.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,210 @@
+/**
+ * One measured round against a running service pair: a short warm-up (pools reconnect
+ * after idling while the other configurations ran), the closed-loop phase, the open-loop
+ * fixed-rate phase, then a pause for the tracer's flush so that every span of the round
+ * reaches the intake before the next round starts.
+ */
+import type { TestDatabase } from "../../app/test/support/database";
+import type { IntakeCounts } from "./intake-process";
+import { failures, runPaymentLoad, type PhaseResult } from "./load";
+import { runPacedLoad } from "./paced";
+import { waitForQuiet } from "./quiet";
+import { declineReasons, type IntakeProcess, type ServicePair } from "./stand";
+
+export interface RoundPlan {
+  /** Seconds of load before the measured phase (not recorded). */
+  readonly warmupSec: number;
+  /** Seconds of the closed-loop phase; 0 = warm-up only. */
+  readonly durationSec: number;
+  readonly connections: number;
+  readonly wallets: number;
+  /** Payments per second and seconds of the open-loop phase (0 = none). */
+  readonly fixedRate: number;
+  readonly fixedSec: number;
+  /** Every Idempotency-Key of the round starts with it. */
+  readonly keyPrefix: string;
+  /** Where problems are reported from, e.g. "traced-prod cycle 2". */
+  readonly label: string;
+}
+
+export interface CpuSplit {
+  readonly user: number;
+  readonly system: number;
+}
+
+export interface MeasuredRound {
+  readonly warm: PhaseResult;
+  readonly saturation: PhaseResult;
+  readonly fixed?: PhaseResult & { targetRate: number };
+  /** CPU ms of each process during the closed-loop phase. */
+  readonly cpuMs: { payment: CpuSplit; fraud: CpuSplit; loadGenerator: number };
+  readonly logLines: { payment: number; fraud: number };
+  /** Intake counts during the closed-loop phase, and from its start until the round's spans were flushed. */
+  readonly traces: IntakeCounts;
+  readonly tracesToEnd: IntakeCounts;
+  readonly answered2xx: number;
+  /** Fail the run: an error logged, a process gone. */
+  readonly problems: string[];
+  /** Reported: failed requests and why (the run fails on their rate, see report.ts), warnings logged. */
+  readonly notes: string[];
+}
+
+/** The tracer flushes every DD_TRACE_FLUSH_INTERVAL (2 s by default). */
+const FLUSH_WAIT_MS = 2_300;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function measureRound(
+  pair: ServicePair,
+  intake: IntakeProcess,
+  db: TestDatabase,
+  plan: RoundPlan,
+): Promise<MeasuredRound> {
+  const out0 = { payment: pair.payment.output(), fraud: pair.fraud.output() };
+  const load = (phase: string, durationSec: number) =>
+    runPaymentLoad({
+      url: pair.payment.url,
+      connections: plan.connections,
+      durationSec,
+      wallets: plan.wallets,
+      keyPrefix: `${plan.keyPrefix}-${phase}`,
+    });
+  const warm = await load("w", plan.warmupSec);
+  await intake.take();
+  const cpu0 = { payment: pair.payment.cpuSplitMs(), fraud: pair.fraud.cpuSplitMs(), bench: process.cpuUsage() };
+  const lines0 = { payment: pair.payment.output().lines, fraud: pair.fraud.output().lines };
+  const saturation = await load("s", plan.durationSec);
+  const cpu1 = { payment: pair.payment.cpuSplitMs(), fraud: pair.fraud.cpuSplitMs(), bench: process.cpuUsage(cpu0.bench) };
+  const logLines = {
+    payment: pair.payment.output().lines - lines0.payment,
+    fraud: pair.fraud.output().lines - lines0.fraud,
+  };
+  const traces = await intake.take();
+  let fixed: MeasuredRound["fixed"];
+  if (plan.fixedRate > 0 && plan.fixedSec > 0) {
+    const result = await runPacedLoad({
+      url: pair.payment.url,
+      rate: plan.fixedRate,
+      durationSec: plan.fixedSec,
+      wallets: plan.wallets,
+      keyPrefix: `${plan.keyPrefix}-f`,
+    });
+    fixed = { ...result, targetRate: plan.fixedRate };
+  }
+  await waitForQuiet(db);
+  await sleep(FLUSH_WAIT_MS);
+  const rest = await intake.take();
+
+  const problems: string[] = [];
+  const notes: string[] = [];
+  for (const [name, phase] of [["warm-up", warm], ["closed-loop", saturation], ["fixed-rate", fixed]] as const) {
+    if (phase && failures(phase) > 0) {
+      notes.push(
+        `${plan.label} ${name}: ${failures(phase)} of ${phase.requests} requests failed ` +
+          `(${JSON.stringify({ statusCodes: phase.statusCodes, errors: phase.errors, timeouts: phase.timeouts })})`,
+      );
+    }
+  }
+  if ([warm, saturation, fixed].some((phase) => phase && phase.non2xx > 0)) {
+    notes.push(`${plan.label}: declined by reason ${JSON.stringify(await declineReasons(db, plan.keyPrefix))}`);
+  }
+  const out1 = { payment: pair.payment.output(), fraud: pair.fraud.output() };
+  const errors = out1.payment.errorLines - out0.payment.errorLines + out1.fraud.errorLines - out0.fraud.errorLines;
+  const warnings = out1.payment.warnLines - out0.payment.warnLines + out1.fraud.warnLines - out0.fraud.warnLines;
+  if (errors > 0) problems.push(`${plan.label}: ${errors} error log line(s)`);
+  if (warnings > 0) notes.push(`${plan.label}: ${warnings} warning log line(s): ${lastWarning(pair)}`);
+  for (const service of [pair.payment, pair.fraud]) {
+    if (service.running.child.exitCode !== null || service.running.child.signalCode !== null) {
+      problems.push(`${plan.label}: ${service.running.service} exited`);
+    }
+  }
+  if (problems.length) {
+    process.stderr.write(
+      `--- payment-service output (tail) ---\n${pair.payment.tail()}\n--- fraud-service output (tail) ---\n${pair.fraud.tail()}\n`,
+    );
+  }
+  return {
+    warm,
+    saturation,
+    fixed,
+    cpuMs: {
+      payment: { user: cpu1.payment.user - cpu0.payment.user, system: cpu1.payment.system - cpu0.payment.system },
+      fraud: { user: cpu1.fraud.user - cpu0.fraud.user, system: cpu1.fraud.system - cpu0.fraud.system },
+      loadGenerator: (cpu1.bench.user + cpu1.bench.system) / 1000,
+    },
+    logLines,
+    traces,
+    tracesToEnd: mergeCounts(traces, rest),
+    answered2xx: warm.ok2xx + saturation.ok2xx + (fixed?.ok2xx ?? 0),
+    problems,
+    notes,
+  };
+}
+
+/**
+ * A warm-up round: load only, on processes started for it. The first cycle of a run is
+ * made of these: they warm the JIT of each configuration's processes, the database, Redis
+ * and the OS, and are not part of the results.
+ */
+export async function warmUp(
+  pair: ServicePair,
+  intake: IntakeProcess,
+  db: TestDatabase,
+  plan: Pick<RoundPlan, "connections" | "wallets" | "keyPrefix" | "label"> & { seconds: number },
+): Promise<{ result: PhaseResult; problems: string[]; notes: string[] }> {
+  const out0 = { payment: pair.payment.output(), fraud: pair.fraud.output() };
+  const result = await runPaymentLoad({
+    url: pair.payment.url,
+    connections: plan.connections,
+    durationSec: plan.seconds,
+    wallets: plan.wallets,
+    keyPrefix: `${plan.keyPrefix}-w`,
+  });
+  await waitForQuiet(db);
+  await intake.take();
+  const problems: string[] = [];
+  const notes: string[] = [];
+  if (failures(result) > 0) {
+    notes.push(`${plan.label} warm-up: ${failures(result)} of ${result.requests} requests failed (${JSON.stringify(result.statusCodes)})`);
+    if (result.non2xx > 0) notes.push(`${plan.label}: declined by reason ${JSON.stringify(await declineReasons(db, plan.keyPrefix))}`);
+  }
+  const out1 = { payment: pair.payment.output(), fraud: pair.fraud.output() };
+  const errors = out1.payment.errorLines - out0.payment.errorLines + out1.fraud.errorLines - out0.fraud.errorLines;
+  const warnings = out1.payment.warnLines - out0.payment.warnLines + out1.fraud.warnLines - out0.fraud.warnLines;
+  if (errors > 0) problems.push(`${plan.label} warm-up: ${errors} error log line(s)`);
+  if (warnings > 0) notes.push(`${plan.label} warm-up: ${warnings} warning log line(s): ${lastWarning(pair)}`);
+  return { result, problems, notes };
+}
+
+/** The message of the last warning either service logged, for the report. */
+function lastWarning(pair: ServicePair): string {
+  for (const service of [pair.fraud, pair.payment]) {
+    const last = service.lastWarnLine;
+    if (!last) continue;
+    try {
+      const parsed = JSON.parse(last) as { msg?: string; err?: { message?: string } };
+      return `${service.running.service}: ${parsed.msg ?? "?"}${parsed.err?.message ? ` (${parsed.err.message})` : ""}`;
+    } catch {
+      return `${service.running.service}: ${last.slice(0, 200)}`;
+    }
+  }
+  return "?";
+}
+
+export function mergeCounts(a: IntakeCounts, b: IntakeCounts): IntakeCounts {
+  const sum = (x: Record<string, number>, y: Record<string, number>) => {
+    const out = { ...x };
+    for (const [k, v] of Object.entries(y)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  return {
+    payloads: a.payloads + b.payloads,
+    bytes: a.bytes + b.bytes,
+    spans: a.spans + b.spans,
+    chunksByPriority: sum(a.chunksByPriority, b.chunksByPriority),
+    rootsByServicePriority: sum(a.rootsByServicePriority, b.rootsByServicePriority),
+    spansByName: sum(a.spansByName, b.spansByName),
+    decodeErrors: a.decodeErrors + b.decodeErrors,
+    otherRequests: a.otherRequests + b.otherRequests,
+  };
+}
