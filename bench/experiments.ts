@@ -230,6 +230,9 @@ interface Options {
   cycles: number;
   warmup: number;
   warmupRound: number;
+  /** Side by side: payments each process answers before measuring, at most warmupMax seconds. */
+  warmupPayments: number;
+  warmupMax: number;
   duration: number;
   connections: number;
   wallets: number;
@@ -243,6 +246,8 @@ function parse(argv: readonly string[]): Options {
     cycles: 3,
     warmup: 2,
     warmupRound: 10,
+    warmupPayments: 2500,
+    warmupMax: 60,
     duration: 8,
     connections: 32,
     wallets: 10_000,
@@ -339,8 +344,34 @@ async function sideBySide(
   return [a, b];
 }
 
+/** Loads the pairs together, in 5 s steps, until each answered `payments` or `maxSec` passed. */
+async function warmTogether(
+  pairsToLoad: ServicePair[],
+  plan: { payments: number; maxSec: number; connections: number; wallets: number; keyPrefix: string },
+): Promise<{ answered: number[]; seconds: number }> {
+  const started = Date.now();
+  const answered = pairsToLoad.map(() => 0);
+  for (let step = 0; answered.some((n) => n < plan.payments) && Date.now() - started < plan.maxSec * 1000; step++) {
+    const results = await Promise.all(
+      pairsToLoad.map((pair, i) =>
+        runPaymentLoad({
+          url: pair.payment.url,
+          connections: plan.connections,
+          durationSec: 5,
+          wallets: plan.wallets,
+          keyPrefix: `${plan.keyPrefix}-${i}-${step}`,
+        }),
+      ),
+    );
+    results.forEach((r, i) => (answered[i] += r.ok2xx));
+  }
+  return { answered, seconds: (Date.now() - started) / 1000 };
+}
+
 async function main(): Promise<void> {
   const options = parse(process.argv.slice(2));
+  // Interrupted: exit, and the launcher's exit hook kills the services; the intake follows its parent.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
   const started = Date.now();
   const machine = machineInfo();
   await ensureBuilt();
@@ -354,117 +385,151 @@ async function main(): Promise<void> {
   const patchDir = path.join(os.tmpdir(), `payments-bench-patches-${runId}`);
   mkdirSync(patchDir, { recursive: true });
   const rounds: VariantRound[] = [];
-  const pairs = new Map<string, ServicePair>();
+  const running = new Set<ServicePair>();
+  const startVariant = async (id: string, tag: string): Promise<ServicePair> => {
+    const variant = VARIANTS.find((v) => v.id === id)!;
+    const base = SERVICE_CONFIGS.find((c) => c.id === variant.base)!;
+    const extra: ServiceOverrides = {};
+    if (variant.patches?.length) {
+      const file = path.join(patchDir, `${variant.id}.json`);
+      writeFileSync(file, JSON.stringify(variant.patches));
+      extra.BENCH_SOURCE_PATCHES = file;
+      extra.NODE_OPTIONS = `--require ${path.join(__dirname, "lib/source-patch.cjs")}`;
+    }
+    const pair = await startPair({
+      rendered,
+      intakeUrl: intake.url,
+      db,
+      redisPrefix: `${redisPrefix}${tag}:`,
+      overrides: { ...base.overrides, ...variant.env, ...extra },
+    });
+    running.add(pair);
+    for (const patch of variant.patches ?? []) {
+      const applied = [pair.payment, pair.fraud].some((svc) =>
+        svc.running.output.some((line) => line.includes(`bench-patch: applied to ${patch.file}`)),
+      );
+      if (!applied) throw new Error(`${id}: the patch of ${patch.file} was not applied`);
+    }
+    return pair;
+  };
+  const stop = async (...pairsToStop: ServicePair[]) => {
+    await Promise.all(pairsToStop.map((p) => p.stop().catch(() => undefined)));
+    for (const p of pairsToStop) running.delete(p);
+  };
+  const half = Math.max(1, Math.round(options.connections / 2));
+
   try {
-    // Cycle 0 starts each variant's processes and warms them up (discarded).
-    for (let cycle = 0; cycle <= options.cycles; cycle++) {
+    if (options.mode === "side-by-side") {
+      // Per variant: fresh processes for it and for its reference, warmed together to the same
+      // number of payments (a process's CPU per payment keeps falling for thousands of payments
+      // as the JIT optimises), then measured together, round after round.
       for (const id of options.variants) {
+        if (id === "baseline") continue;
         const variant = VARIANTS.find((v) => v.id === id)!;
-        const keyPrefix = `bench-exp-${runId}-${cycle}-${id}`;
-        const label = `${id} cycle ${cycle}`;
-        if (cycle === 0) {
-          const base = SERVICE_CONFIGS.find((c) => c.id === variant.base)!;
-          const extra: ServiceOverrides = {};
-          if (variant.patches?.length) {
-            const file = path.join(patchDir, `${variant.id}.json`);
-            writeFileSync(file, JSON.stringify(variant.patches));
-            extra.BENCH_SOURCE_PATCHES = file;
-            extra.NODE_OPTIONS = `--require ${path.join(__dirname, "lib/source-patch.cjs")}`;
-          }
-          const pair = await startPair({
-            rendered,
-            intakeUrl: intake.url,
-            db,
-            redisPrefix: `${redisPrefix}${id}:`,
-            overrides: { ...base.overrides, ...variant.env, ...extra },
-          });
-          pairs.set(id, pair);
-          for (const patch of variant.patches ?? []) {
-            const applied = [pair.payment, pair.fraud].some((svc) =>
-              svc.running.output.some((line) => line.includes(`bench-patch: applied to ${patch.file}`)),
-            );
-            if (!applied) throw new Error(`${id}: the patch of ${patch.file} was not applied`);
-          }
-          const warm = await warmUp(pair, intake, db, {
-            connections: options.connections,
+        const againstId = variant.against ?? "baseline";
+        const mine = await startVariant(id, id);
+        const theirs = await startVariant(againstId, `${id}-reference`);
+        try {
+          const warmed = await warmTogether([mine, theirs], {
+            payments: options.warmupPayments,
+            maxSec: options.warmupMax,
+            connections: half,
             wallets: options.wallets,
-            keyPrefix,
-            label,
-            seconds: options.warmupRound,
+            keyPrefix: `bench-exp-${runId}-${id}-w`,
           });
-          for (const problem of [...warm.problems, ...warm.notes]) log(`  ${problem}`);
-          log(`  (warm-up) ${id.padEnd(20)} ${warm.result.throughput.toFixed(1).padStart(6)} /s`);
-          continue;
+          log(`  (warm-up) ${id} and ${againstId}: ${warmed.answered.join(" / ")} payments in ${warmed.seconds.toFixed(0)} s`);
+          for (let cycle = 1; cycle <= options.cycles; cycle++) {
+            const label = `${id} cycle ${cycle}`;
+            const [a, b] = await sideBySide([mine, theirs], {
+              warmupSec: 0,
+              durationSec: options.duration,
+              connections: half,
+              wallets: options.wallets,
+              keyPrefix: `bench-exp-${runId}-${cycle}-${id}`,
+            });
+            await waitForQuiet(db);
+            await intake.take();
+            const failed = failures(a.load) + failures(b.load);
+            const problems = failed
+              ? [`${label}: ${failed} requests failed (${JSON.stringify(a.load.statusCodes)} / ${JSON.stringify(b.load.statusCodes)})`]
+              : [];
+            for (const problem of problems) log(`  ${problem}`);
+            rounds.push({
+              variant: id,
+              cycle,
+              load: a.load,
+              cpu: a.cpu,
+              spansPerPayment: Number.NaN,
+              logLinesPerPayment: a.logLinesPerPayment,
+              failed,
+              problems,
+              against: againstId,
+              reference: { load: b.load, cpu: b.cpu, logLinesPerPayment: b.logLinesPerPayment },
+            });
+            log(`  cycle ${cycle} ${id.padEnd(20)} ${a.load.throughput.toFixed(1).padStart(6)} /s vs ${againstId} ` +
+              `${b.load.throughput.toFixed(1)} /s  CPU per payment ${(a.cpu.payment + a.cpu.fraud).toFixed(2)} vs ` +
+              `${(b.cpu.payment + b.cpu.fraud).toFixed(2)} ms`);
+          }
+        } finally {
+          await stop(mine, theirs);
         }
-        if (options.mode === "side-by-side") {
-          if (id === "baseline") continue;
-          const againstId = variant.against ?? "baseline";
-          const [mine, theirs] = await sideBySide([pairs.get(id)!, pairs.get(againstId)!], {
-            warmupSec: options.warmup,
-            durationSec: options.duration,
-            connections: Math.max(1, Math.round(options.connections / 2)),
-            wallets: options.wallets,
-            keyPrefix,
-          });
-          await waitForQuiet(db);
-          await intake.take();
-          const failed = failures(mine.load) + failures(theirs.load);
-          const problems = failed ? [`${label}: ${failed} requests failed (${JSON.stringify(mine.load.statusCodes)} / ${JSON.stringify(theirs.load.statusCodes)})`] : [];
-          for (const problem of problems) log(`  ${problem}`);
-          rounds.push({
-            variant: id,
-            cycle,
-            load: mine.load,
-            cpu: mine.cpu,
-            spansPerPayment: Number.NaN,
-            logLinesPerPayment: mine.logLinesPerPayment,
-            failed,
-            problems,
-            against: againstId,
-            reference: { load: theirs.load, cpu: theirs.cpu, logLinesPerPayment: theirs.logLinesPerPayment },
-          });
-          log(`  cycle ${cycle} ${id.padEnd(20)} ${mine.load.throughput.toFixed(1).padStart(6)} /s vs ${againstId} ` +
-            `${theirs.load.throughput.toFixed(1)} /s  CPU per payment ${(mine.cpu.payment + mine.cpu.fraud).toFixed(2)} vs ` +
-            `${(theirs.cpu.payment + theirs.cpu.fraud).toFixed(2)} ms`);
-          continue;
-        }
-        const pair = pairs.get(id)!;
-        const m = await measureRound(pair, intake, db, {
-          warmupSec: options.warmup,
-          durationSec: options.duration,
+      }
+    } else {
+      // Alternate: every variant's processes start and warm up first (cycle 0, discarded),
+      // then one round each per cycle.
+      const pairs = new Map<string, ServicePair>();
+      for (const id of options.variants) {
+        const pair = await startVariant(id, id);
+        pairs.set(id, pair);
+        const warm = await warmUp(pair, intake, db, {
           connections: options.connections,
           wallets: options.wallets,
-          fixedRate: 0,
-          fixedSec: 0,
-          keyPrefix,
-          label,
+          keyPrefix: `bench-exp-${runId}-0-${id}`,
+          label: `${id} cycle 0`,
+          seconds: options.warmupRound,
         });
-        for (const problem of [...m.problems, ...m.notes]) log(`  ${problem}`);
-        const n = m.saturation.ok2xx;
-        const round: VariantRound = {
-          variant: id,
-          cycle,
-          load: m.saturation,
-          cpu: {
-            payment: (m.cpuMs.payment.user + m.cpuMs.payment.system) / n,
-            fraud: (m.cpuMs.fraud.user + m.cpuMs.fraud.system) / n,
-            paymentUser: m.cpuMs.payment.user / n,
-            paymentSystem: m.cpuMs.payment.system / n,
-            fraudUser: m.cpuMs.fraud.user / n,
-            fraudSystem: m.cpuMs.fraud.system / n,
-          },
-          spansPerPayment: spansPerTrace(m.tracesToEnd),
-          logLinesPerPayment: (m.logLines.payment + m.logLines.fraud) / n,
-          failed: failures(m.saturation) + failures(m.warm),
-          problems: [...m.problems, ...m.notes],
-        };
-        rounds.push(round);
-        log(`  cycle ${cycle} ${id.padEnd(20)} ${m.saturation.throughput.toFixed(1).padStart(6)} /s  CPU per payment ` +
-          `${round.cpu.payment.toFixed(2)} + ${round.cpu.fraud.toFixed(2)} ms  p99 ${m.saturation.latencyMs.p99.toFixed(1)} ms`);
+        for (const problem of [...warm.problems, ...warm.notes]) log(`  ${problem}`);
+        log(`  (warm-up) ${id.padEnd(20)} ${warm.result.throughput.toFixed(1).padStart(6)} /s`);
+      }
+      for (let cycle = 1; cycle <= options.cycles; cycle++) {
+        for (const id of options.variants) {
+          const m = await measureRound(pairs.get(id)!, intake, db, {
+            warmupSec: options.warmup,
+            durationSec: options.duration,
+            connections: options.connections,
+            wallets: options.wallets,
+            fixedRate: 0,
+            fixedSec: 0,
+            keyPrefix: `bench-exp-${runId}-${cycle}-${id}`,
+            label: `${id} cycle ${cycle}`,
+          });
+          for (const problem of [...m.problems, ...m.notes]) log(`  ${problem}`);
+          const n = m.saturation.ok2xx;
+          const round: VariantRound = {
+            variant: id,
+            cycle,
+            load: m.saturation,
+            cpu: {
+              payment: (m.cpuMs.payment.user + m.cpuMs.payment.system) / n,
+              fraud: (m.cpuMs.fraud.user + m.cpuMs.fraud.system) / n,
+              paymentUser: m.cpuMs.payment.user / n,
+              paymentSystem: m.cpuMs.payment.system / n,
+              fraudUser: m.cpuMs.fraud.user / n,
+              fraudSystem: m.cpuMs.fraud.system / n,
+            },
+            spansPerPayment: spansPerTrace(m.tracesToEnd),
+            logLinesPerPayment: (m.logLines.payment + m.logLines.fraud) / n,
+            failed: failures(m.saturation) + failures(m.warm),
+            problems: [...m.problems, ...m.notes],
+          };
+          rounds.push(round);
+          log(`  cycle ${cycle} ${id.padEnd(20)} ${m.saturation.throughput.toFixed(1).padStart(6)} /s  CPU per payment ` +
+            `${round.cpu.payment.toFixed(2)} + ${round.cpu.fraud.toFixed(2)} ms  p99 ${m.saturation.latencyMs.p99.toFixed(1)} ms`);
+        }
       }
     }
   } finally {
-    await Promise.all([...pairs.values()].map((p) => p.stop().catch(() => undefined)));
+    await stop(...running);
     await intake.close().catch(() => undefined);
     await deleteRedisKeys(redisPrefix).catch(() => undefined);
     await db.drop().catch(() => undefined);
@@ -539,8 +604,12 @@ async function main(): Promise<void> {
     "# Hot-path experiments (POST /v1/payments, traced with prod sampling unless stated)",
     "",
     `${machine.date.slice(0, 16).replace("T", " ")} UTC · ${machine.cpus} × ${machine.cpuModel} · ${options.cycles} cycles (${options.mode}) · ` +
-      `${options.connections} connections · each variant's processes started once and warmed by a ${options.warmupRound} s round (discarded), ` +
-      `then per round ${options.warmup} s of load + ${options.duration} s measured · wall time ${wallSeconds} s · ` +
+      (options.mode === "side-by-side"
+        ? `per variant: fresh processes for it and its reference, warmed together to ${options.warmupPayments} payments each ` +
+          `(at most ${options.warmupMax} s), then ${options.duration} s rounds with ${half} connections each · `
+        : `${options.connections} connections · each variant's processes started once and warmed by a ${options.warmupRound} s round ` +
+          `(discarded), then per round ${options.warmup} s of load + ${options.duration} s measured · `) +
+      `wall time ${wallSeconds} s · ` +
       `load average ${machine.loadAverageAtStart.join("/")} → ${report.machine.loadAverageAtEnd.join("/")}`,
     "",
     "CPU = user + system time of the process during the measured phase ÷ payments answered 201. " +

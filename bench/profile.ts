@@ -204,8 +204,10 @@ function renderProfile(rounds: ProfiledRound[], options: ProfileOptions, date: s
   lines.push(
     `${date.slice(0, 16).replace("T", " ")} UTC · ${options.cycles} alternating cycles of ${options.configs.join(" / ")} · ` +
       `${options.connections} connections · ${options.warmup} s warm-up then ${options.duration} s profiled · ` +
-      `sampling every ${options.interval} µs · wall time ${wall} s. All figures are µs of CPU per payment (median over cycles), ` +
-      `so the columns compare side by side; the profiler's own overhead is in every column.`,
+      `sampling every ${options.interval} µs · wall time ${wall} s. Figures are µs per payment (median over cycles) of profiled ` +
+      `non-idle time, which also counts time the thread was runnable but waiting for a core: on this shared machine it runs ` +
+      `above the /proc CPU time (first rows). Compare the columns and the shares, not the absolute values; the profiler's own ` +
+      `overhead is in every column.`,
   );
   const byConfig = new Map<ServiceConfigId, ProfiledRound[]>();
   for (const r of rounds) byConfig.set(r.config, [...(byConfig.get(r.config) ?? []), r]);
@@ -239,7 +241,9 @@ function renderProfile(rounds: ProfiledRound[], options: ProfileOptions, date: s
   table("payment", "appInclusive", "our functions, inclusive", 25);
   table("payment", "outsideApp", "samples with no function of ours on the stack, by outermost package", 10);
   table("payment", "selfTop", "self time by function", 25);
+  table("payment", "ddTraceSelf", "dd-trace's own time by component", 12);
   table("fraud", "byPackage", "self time by package", 12);
   table("fraud", "nearestApp", "charged to the nearest function of ours on the stack", 15);
+  table("fraud", "ddTraceSelf", "dd-trace's own time by component", 10);
   return `${lines.join("\n")}\n`;
 }

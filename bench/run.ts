@@ -39,7 +39,9 @@ export interface BenchOptions {
   duration: number;
   /** Seconds of load before it in every measured round (pools reconnect after idling). */
   warmup: number;
-  /** Seconds of load of each configuration's warm-up round (first cycle, discarded). */
+  /** Each configuration's warm-up round (first cycle, discarded): until this many payments… */
+  warmupPayments: number;
+  /** …or this many seconds. */
   warmupRound: number;
   /** Seconds of the fixed-rate phase after it (0 = none). */
   fixedDuration: number;
@@ -58,7 +60,8 @@ export interface BenchOptions {
 export const DEFAULTS: BenchOptions = {
   duration: 8,
   warmup: 2,
-  warmupRound: 10,
+  warmupPayments: 1500,
+  warmupRound: 15,
   fixedDuration: 3,
   fixedRate: 20,
   rounds: 3,
@@ -100,6 +103,8 @@ class BudgetExceeded extends Error {}
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  // Interrupted: exit, and the launcher's exit hook kills the services; the intake follows its parent.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
   if (argv.includes("--profile")) {
     const { profileMain } = await import("./profile");
     await profileMain(argv.filter((a) => a !== "--profile"));
@@ -177,6 +182,7 @@ async function main(): Promise<void> {
             keyPrefix,
             label,
             seconds: options.warmupRound,
+            payments: options.warmupPayments,
           });
           answered += warm.result.ok2xx;
           problems.push(...warm.problems);

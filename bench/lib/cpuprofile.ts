@@ -47,6 +47,8 @@ export interface ProfileSummary {
   readonly nearestApp: Bucket[];
   /** Samples without any function of ours on the stack, by the package of the frame nearest the root that is not node's. */
   readonly outsideApp: Bucket[];
+  /** dd-trace's own (self) time by component: packages/<package>/src/<first directory or file>. */
+  readonly ddTraceSelf: Bucket[];
 }
 
 const APP_MARKER = "/app/dist/src/";
@@ -93,6 +95,7 @@ export function summarizeProfile(file: string, fromUs?: number, toUs?: number, t
   const inclusive = new Map<string, number>();
   const nearest = new Map<string, number>();
   const outside = new Map<string, number>();
+  const ddTrace = new Map<string, number>();
   let idleMs = 0;
   let busyMs = 0;
 
@@ -115,6 +118,10 @@ export function summarizeProfile(file: string, fromUs?: number, toUs?: number, t
     busyMs += ms;
     add(packages, pkg, ms);
     add(self, `${frameLabel(node.callFrame)} [${pkg}]`, ms);
+    if (pkg === "dd-trace") {
+      const m = /\/dd-trace\/packages\/([^/]+)\/(?:src\/)?([^/]+)/.exec(node.callFrame.url);
+      add(ddTrace, m ? `${m[1]}/${m[2]}` : "dd-trace", ms);
+    }
     const seen = new Set<string>();
     let nearestApp: string | undefined;
     let outermostNonNode: string | undefined;
@@ -148,5 +155,6 @@ export function summarizeProfile(file: string, fromUs?: number, toUs?: number, t
     appInclusive: buckets(inclusive),
     nearestApp: buckets(nearest),
     outsideApp: buckets(outside, 15),
+    ddTraceSelf: buckets(ddTrace, 15),
   };
 }

@@ -1,5 +1,6 @@
 /** What the numbers were measured on: recorded with every result file. */
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { SERVICE_NODE } from "../../app/test/support/services";
@@ -15,8 +16,12 @@ function quiet(run: () => string): string | undefined {
   }
 }
 
+/** Read, not required: the launcher refuses to start services once dd-trace is in the require cache. */
 function packageVersion(name: string): string | undefined {
-  return quiet(() => (require(require.resolve(`${name}/package.json`, { paths: [path.join(REPO, "app"), REPO] })) as { version: string }).version);
+  return quiet(() => {
+    const file = require.resolve(`${name}/package.json`, { paths: [path.join(REPO, "app"), REPO] });
+    return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+  });
 }
 
 export interface MachineInfo {

@@ -52,6 +52,7 @@ export interface ConfigSummary {
   /** Spans the intake received per payment (both services), and the share of payment-service roots kept (priority > 0). */
   readonly spansPerPayment?: number;
   readonly paymentRootsKept?: number;
+  readonly paymentRootsKeptPerRound?: number[];
   readonly paymentRootsKeptPerSecond?: number;
   /** Spans per payment by "<service> <name>" (median over rounds). */
   readonly spansByName?: Record<string, number>;
@@ -66,6 +67,8 @@ export interface Ratios {
   readonly p99AddedAtSaturationMs: number;
   readonly p99AddedAtFixedRateMs?: number;
   readonly p99AddedAtFixedRate100Ms?: number;
+  /** p50(traced, prod sampling) − p50(untraced) at the fixed rate, ms: the typical payment's added latency. */
+  readonly p50AddedAtFixedRateMs?: number;
   /** payments/s ÷ pgbench transactions/s. */
   readonly untracedOverCeiling: number;
   readonly tracedProdOverCeiling: number;
@@ -181,6 +184,7 @@ function summarizeConfig(id: ConfigId, rounds: RoundRecord[]): ConfigSummary {
       : undefined,
     spansPerPayment: spansPerPayment === undefined ? undefined : round(spansPerPayment, 1),
     paymentRootsKept: keptShares.length ? round(median(keptShares.map((k) => k.share)), 3) : undefined,
+    paymentRootsKeptPerRound: keptShares.length ? keptShares.map((k) => round(k.share, 3)) : undefined,
     paymentRootsKeptPerSecond: keptShares.length ? round(median(keptShares.map((k) => k.perSecond)), 1) : undefined,
     spansByName: whole.length ? spansByName(whole) : undefined,
   };
@@ -212,6 +216,7 @@ export function summarize(rounds: RoundRecord[]): Pick<BenchReport, "summary" | 
     p99AddedAtSaturationMs: round(prod.p99 - untraced.p99),
     p99AddedAtFixedRateMs: prod.fixed && untraced.fixed ? round(prod.fixed.p99 - untraced.fixed.p99) : undefined,
     p99AddedAtFixedRate100Ms: full.fixed && untraced.fixed ? round(full.fixed.p99 - untraced.fixed.p99) : undefined,
+    p50AddedAtFixedRateMs: prod.fixed && untraced.fixed ? round(prod.fixed.p50 - untraced.fixed.p50) : undefined,
     untracedOverCeiling: round(untraced.throughput / ceiling.throughput, 3),
     tracedProdOverCeiling: round(prod.throughput / ceiling.throughput, 3),
     cpuAddedPerPaymentMs: round(cpu(prod) - cpu(untraced), 3),
@@ -275,6 +280,7 @@ export function renderMarkdown(report: BenchReport): string {
     duration: number;
     warmup: number;
     warmupRound: number;
+    warmupPayments: number;
     rounds: number;
     wallets: number;
     fixedDuration: number;
@@ -291,8 +297,8 @@ export function renderMarkdown(report: BenchReport): string {
   );
   lines.push("");
   lines.push(
-    `${o.connections} connections, ${o.wallets} wallets. Each configuration's processes start once and get a ${o.warmupRound} s ` +
-      `warm-up round (first cycle, discarded); then ${summary[0].rounds} alternating cycles, each round ${o.warmup} s of load, ` +
+    `${o.connections} connections, ${o.wallets} wallets. Each configuration's processes start once and get a warm-up round ` +
+      `(first cycle, discarded: ${o.warmupPayments} payments or ${o.warmupRound} s); then ${summary[0].rounds} alternating cycles, each round ${o.warmup} s of load, ` +
       `${o.duration} s measured (closed loop)` +
       (fixedRate ? `, then ${o.fixedDuration} s at a fixed ${fixedRate} payments/s (open loop, evenly spaced)` : "") +
       `. Medians over rounds.`,
@@ -300,13 +306,15 @@ export function renderMarkdown(report: BenchReport): string {
   if (!report.complete) lines.push("", `**Incomplete run:** ${report.incomplete}`);
   lines.push("");
   lines.push(
-    "| configuration | payments/s | per round | p50 ms | p99 ms | failed / requests (all phases) | CPU ms per payment (payment + fraud) | spans per payment | payment roots kept | p50 / p99 ms at fixed rate |",
+    "| configuration | payments/s | per round | p50 ms | p99 ms | failed / requests (all phases) | CPU ms per payment (payment + fraud) | spans per payment | payment roots kept, per round | p50 / p99 ms at fixed rate |",
   );
   lines.push("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
   for (const s of summary) {
     const cpu = s.cpuMsPerPayment ? `${num(s.cpuMsPerPayment.payment, 2)} + ${num(s.cpuMsPerPayment.fraud, 2)}` : "–";
     const kept =
-      s.paymentRootsKept === undefined ? "–" : `${num(s.paymentRootsKept * 100, 0)} % (${num(s.paymentRootsKeptPerSecond, 0)}/s)`;
+      s.paymentRootsKeptPerRound === undefined
+        ? "–"
+        : `${s.paymentRootsKeptPerRound.map((k) => `${num(k * 100, 0)} %`).join(", ")} (median ${num(s.paymentRootsKeptPerSecond, 0)}/s)`;
     const fixed = s.fixed ? `${num(s.fixed.p50, 2)} / ${num(s.fixed.p99, 2)}` : "–";
     lines.push(
       `| ${title[s.id]} | ${num(s.throughput)} | ${s.throughputPerRound.map((t) => num(t, 0)).join(", ")} | ${num(s.p50, 2)} | ${num(s.p99, 2)} | ` +
@@ -334,6 +342,9 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(`| p99 added by tracing, saturation (prod sampling) | ${num(ratios.p99AddedAtSaturationMs, 2)} ms |`);
   if (ratios.p99AddedAtFixedRateMs !== undefined) {
     lines.push(`| p99 added by tracing at ${fixedRate} req/s (prod sampling / 100 %) | ${num(ratios.p99AddedAtFixedRateMs, 2)} / ${num(ratios.p99AddedAtFixedRate100Ms, 2)} ms |`);
+  }
+  if (ratios.p50AddedAtFixedRateMs !== undefined) {
+    lines.push(`| p50 added by tracing at ${fixedRate} req/s (prod sampling) | ${num(ratios.p50AddedAtFixedRateMs, 2)} ms |`);
   }
   lines.push(`| CPU added by tracing per payment (both services) | ${num(ratios.cpuAddedPerPaymentMs, 3)} ms |`);
   lines.push(`| payments/s ÷ ceiling (untraced / prod sampling) | ${num(ratios.untracedOverCeiling, 3)} / ${num(ratios.tracedProdOverCeiling, 3)} |`);

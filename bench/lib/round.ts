@@ -142,24 +142,36 @@ export async function measureRound(
 }
 
 /**
- * A warm-up round: load only, on processes started for it. The first cycle of a run is
- * made of these: they warm the JIT of each configuration's processes, the database, Redis
- * and the OS, and are not part of the results.
+ * A warm-up round: load only, on processes started for it, until they answered `payments`
+ * payments (a fresh process's CPU per payment keeps falling for thousands of payments as
+ * the JIT optimises; warming to a count rather than a time treats slower configurations
+ * alike) or `seconds` passed. The first cycle of a run is made of these: they also warm
+ * the database, Redis and the OS, and are not part of the results.
  */
 export async function warmUp(
   pair: ServicePair,
   intake: IntakeProcess,
   db: TestDatabase,
-  plan: Pick<RoundPlan, "connections" | "wallets" | "keyPrefix" | "label"> & { seconds: number },
+  plan: Pick<RoundPlan, "connections" | "wallets" | "keyPrefix" | "label"> & { seconds: number; payments?: number },
 ): Promise<{ result: PhaseResult; problems: string[]; notes: string[] }> {
   const out0 = { payment: pair.payment.output(), fraud: pair.fraud.output() };
-  const result = await runPaymentLoad({
-    url: pair.payment.url,
-    connections: plan.connections,
-    durationSec: plan.seconds,
-    wallets: plan.wallets,
-    keyPrefix: `${plan.keyPrefix}-w`,
-  });
+  const started = Date.now();
+  const steps: PhaseResult[] = [];
+  const target = plan.payments ?? Number.POSITIVE_INFINITY;
+  for (let answered = 0, step = 0; ; step++) {
+    const left = plan.seconds - (Date.now() - started) / 1000;
+    if (left < 1 || answered >= target) break;
+    const chunk = await runPaymentLoad({
+      url: pair.payment.url,
+      connections: plan.connections,
+      durationSec: Math.min(Number.isFinite(target) ? 2.5 : left, left),
+      wallets: plan.wallets,
+      keyPrefix: `${plan.keyPrefix}-w${step}`,
+    });
+    steps.push(chunk);
+    answered += chunk.ok2xx;
+  }
+  const result = combine(steps);
   await waitForQuiet(db);
   await intake.take();
   const problems: string[] = [];
@@ -189,6 +201,28 @@ function lastWarning(pair: ServicePair): string {
     }
   }
   return "?";
+}
+
+/** Consecutive phases as one: counts added, latency percentiles from the longest phase. */
+function combine(phases: PhaseResult[]): PhaseResult {
+  if (phases.length === 1) return phases[0];
+  const sum = (f: (p: PhaseResult) => number) => phases.reduce((n, p) => n + f(p), 0);
+  const statusCodes: Record<string, number> = {};
+  for (const p of phases) for (const [code, n] of Object.entries(p.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n;
+  const durationSec = sum((p) => p.durationSec);
+  const ok2xx = sum((p) => p.ok2xx);
+  const longest = phases.reduce((a, b) => (b.durationSec > a.durationSec ? b : a));
+  return {
+    durationSec,
+    requests: sum((p) => p.requests),
+    ok2xx,
+    non2xx: sum((p) => p.non2xx),
+    errors: sum((p) => p.errors),
+    timeouts: sum((p) => p.timeouts),
+    statusCodes,
+    throughput: ok2xx / durationSec,
+    latencyMs: longest.latencyMs,
+  };
 }
 
 export function mergeCounts(a: IntakeCounts, b: IntakeCounts): IntakeCounts {

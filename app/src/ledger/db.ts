@@ -51,6 +51,15 @@ export function dbTransaction<T>(pool: Pool, operation: string, work: (client: P
     async () => {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // While checked out, a client has no 'error' listener (the pool's covers idle clients
+      // only). If the server ends the session between two statements (restart, failover,
+      // pg_terminate_backend), pg emits 'error' on the client, and an 'error' event nobody
+      // listens to crashes the process. Keep it instead: the next statement fails anyway,
+      // and the client is discarded on release.
+      const onConnectionLost = (error: Error) => {
+        broken ??= error;
+      };
+      client.on("error", onConnectionLost);
       try {
         await client.query("BEGIN");
         const result = await work(client);
@@ -65,6 +74,7 @@ export function dbTransaction<T>(pool: Pool, operation: string, work: (client: P
         }
         throw error;
       } finally {
+        client.removeListener("error", onConnectionLost);
         client.release(broken);
       }
     },
@@ -89,5 +99,9 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     if (code.startsWith("08") || code.startsWith("57P") || code === "57014" || code.startsWith("53")) return true;
   }
   if (error instanceof AggregateError) return error.errors.some(isDatabaseUnavailable);
-  return /timeout exceeded when trying to connect|Connection terminated/i.test(error.message);
+  // "Client has encountered a connection error and is not queryable": a statement sent on a
+  // connection that was lost earlier in the same transaction.
+  return /timeout exceeded when trying to connect|Connection terminated|connection error and is not queryable/i.test(
+    error.message,
+  );
 }

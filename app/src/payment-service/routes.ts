@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { dbQuery } from "../ledger/db";
 import { createHttpServer, describeIssues, labelFlow } from "../server/http";
-import { FLOWS, ROUTES } from "../tracing/conventions";
+import { FAILURE_REASONS, FLOWS, ROUTES } from "../tracing/conventions";
 import { failureOutcome } from "./outcomes";
 import { failureReasonOf, processPayment, type PaymentDeps } from "./payment-flow";
 import { idempotencyKeySchema, paymentRequestSchema } from "./request";
@@ -32,7 +32,13 @@ export function buildPaymentServer(deps: PaymentDeps): FastifyInstance {
     } catch (error) {
       const reason = failureReasonOf(error);
       request.log.error({ err: error, reason }, "payment failed");
-      const outcome = failureOutcome(reason, "the payment was not made; retry with the same Idempotency-Key");
+      // A connection lost during COMMIT hides whether the transfer committed (seen when
+      // PostgreSQL restarts under load): only a retry with the same key can tell the client.
+      const message =
+        reason === FAILURE_REASONS.databaseUnavailable
+          ? "the payment may not have been made; retry with the same Idempotency-Key to get its outcome"
+          : "the payment was not made; retry with the same Idempotency-Key";
+      const outcome = failureOutcome(reason, message);
       return reply.code(outcome.status).send(outcome.body);
     }
   });

@@ -2,6 +2,8 @@
  * The fastify instance both services start from: JSON error answers, body limit, probes,
  * and the hook that labels the HTTP root span with its business flow.
  */
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import Fastify, { type FastifyError, type FastifyInstance, type onRequestHookHandler } from "fastify";
 import type { z } from "zod";
 import { ROUTES, TAGS } from "../tracing/conventions";
@@ -30,6 +32,7 @@ export function createHttpServer({ logger, readiness }: HttpServerOptions): Fast
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT_BYTES,
     return503OnClosing: true,
+    clientErrorHandler,
   }) as unknown as FastifyInstance;
 
   app.decorateRequest("rootSpan", null);
@@ -70,6 +73,30 @@ export function createHttpServer({ logger, readiness }: HttpServerOptions): Fast
   });
 
   return app;
+}
+
+/**
+ * Requests Node's HTTP parser rejects before fastify sees them (headers over 16 KiB, bytes
+ * not allowed in a header, a malformed request line) would get fastify's default answer,
+ * whose `error` is an HTTP reason phrase ("Request Header Fields Too Large") instead of a
+ * code like every other error answer. Same statuses and behaviour, the API's body shape.
+ */
+function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, code] =
+    error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "request_timeout"]
+      : error.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "headers_too_large"]
+        : [400, "bad_request"];
+  const body = JSON.stringify({ error: code, details: [] });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 /**

@@ -8,6 +8,13 @@ import type { CustomerTier } from "../../src/tracing/conventions";
 
 export const PG = { host: "127.0.0.1", port: 5432, user: "postgres" } as const;
 
+/** Where a test database lives: the shared server (`PG`) unless a spec runs its own. */
+export interface PgServer {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+}
+
 export interface TestDatabase {
   readonly name: string;
   /** The PG* variables a service needs to reach it. */
@@ -16,28 +23,30 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** Drops and recreates `name`, applies the migrations. */
-export async function createTestDatabase(name: string): Promise<TestDatabase> {
+/** Drops and recreates `name` on `server` (the shared one by default), applies the migrations. */
+export async function createTestDatabase(name: string, server: PgServer = PG): Promise<TestDatabase> {
   if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`unsafe database name ${name}`);
-  await admin(async (c) => {
+  await admin(server, async (c) => {
     await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await c.query(`CREATE DATABASE ${name}`);
   });
-  await migrate({ ...PG, database: name });
-  const pool = new Pool({ ...PG, database: name, max: 4 });
+  await migrate({ ...server, database: name });
+  const pool = new Pool({ ...server, database: name, max: 4 });
+  // A spec that restarts its server sees the idle connections drop: not a test failure.
+  pool.on("error", () => undefined);
   return {
     name,
-    env: { PGHOST: PG.host, PGPORT: String(PG.port), PGUSER: PG.user, PGDATABASE: name },
+    env: { PGHOST: server.host, PGPORT: String(server.port), PGUSER: server.user, PGDATABASE: name },
     pool,
     async drop() {
       await pool.end();
-      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+      await admin(server, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };
 }
 
-async function admin<T>(work: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ ...PG, database: "postgres" });
+async function admin<T>(server: PgServer, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ ...server, database: "postgres" });
   await client.connect();
   try {
     return await work(client);

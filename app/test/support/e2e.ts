@@ -103,7 +103,8 @@ export function paymentWithFraudStandIn(): Promise<{ standIn: FraudStandIn; paym
   return standIn;
 }
 
-async function deleteKeys(prefix: string): Promise<void> {
+/** Deletes every key of the shared Redis that starts with `prefix`. */
+export async function deleteKeys(prefix: string): Promise<void> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, disableClientInfo: true });
   await redis.connect();
   try {

@@ -1,12 +1,12 @@
 /**
  * A stand-in for fraud-service on 127.0.0.1 that records each request (headers included)
- * and answers as told: allow, hold until released, or fail.
+ * and answers as told: allow, hold until released, fail, or allow after `delayMs`.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ScoreResponse } from "../../src/fraud-service/api";
 
-export type StandInBehaviour = "allow" | "hold" | "fail";
+export type StandInBehaviour = "allow" | "hold" | "fail" | "delay";
 
 export interface RecordedRequest {
   readonly headers: http.IncomingHttpHeaders;
@@ -24,17 +24,29 @@ const ALLOW: ScoreResponse = {
 
 export class FraudStandIn {
   behaviour: StandInBehaviour = "allow";
+  /** How long "delay" waits before answering allow. */
+  delayMs = 0;
   readonly requests: RecordedRequest[] = [];
+  /** Requests answered so far (a held or delayed one counts once answered, even if its client gave up). */
+  answered = 0;
   private readonly held: http.ServerResponse[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
   private readonly waiters: Array<() => boolean> = [];
 
   private constructor(private readonly server: http.Server) {}
 
-  static async start(): Promise<FraudStandIn> {
+  /** Listens on 127.0.0.1 and `port` (a free one by default). */
+  static async start(port = 0): Promise<FraudStandIn> {
     const server = http.createServer();
     const standIn = new FraudStandIn(server);
     server.on("request", (req, res) => standIn.onRequest(req, res));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
     return standIn;
   }
 
@@ -54,12 +66,26 @@ export class FraudStandIn {
     });
   }
 
+  /** Resolves once `count` answers have been sent in total. */
+  waitForAnswers(count: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.answered < count) return false;
+        resolve();
+        return true;
+      };
+      if (!check()) this.waiters.push(check);
+    });
+  }
+
   /** Answers every held request with "allow". */
   release(): void {
-    for (const res of this.held.splice(0)) answer(res, 200, ALLOW);
+    for (const res of this.held.splice(0)) this.answer(res, 200, ALLOW);
   }
 
   async close(): Promise<void> {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
     this.server.closeAllConnections();
     await new Promise((resolve) => this.server.close(resolve));
   }
@@ -69,14 +95,27 @@ export class FraudStandIn {
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       this.requests.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString() || "null") });
-      if (this.behaviour === "allow") answer(res, 200, ALLOW);
-      else if (this.behaviour === "fail") answer(res, 500, { error: "internal_error" });
-      else this.held.push(res);
-      for (const waiter of this.waiters.splice(0)) if (!waiter()) this.waiters.push(waiter);
+      if (this.behaviour === "allow") this.answer(res, 200, ALLOW);
+      else if (this.behaviour === "fail") this.answer(res, 500, { error: "internal_error" });
+      else if (this.behaviour === "delay") {
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          this.answer(res, 200, ALLOW);
+        }, this.delayMs);
+        this.timers.add(timer);
+      } else this.held.push(res);
+      this.notify();
     });
   }
-}
 
-function answer(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+  private answer(res: http.ServerResponse, status: number, body: unknown): void {
+    // The client may have given up and closed the connection: nothing to answer then.
+    if (!res.destroyed) res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    this.answered += 1;
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const waiter of this.waiters.splice(0)) if (!waiter()) this.waiters.push(waiter);
+  }
 }

@@ -185,14 +185,33 @@ process.once("exit", () => {
   for (const service of running) service.child.kill("SIGKILL");
 });
 
+/**
+ * How long a service may take to log that it listens (under mocha's 30 s). Generous: on a busy
+ * machine, loading the tracer and the app can take many seconds; a healthy start never waits.
+ */
+const START_TIMEOUT_MS = 25_000;
+
+/**
+ * dd-trace must not run in the test process: a spec that imports an app module which
+ * initialises the tracer (src/tracing/tracer, or anything that imports it) makes the tests'
+ * own requests carry trace headers, and the services' root spans become children.
+ */
+function assertNoTracerInTestProcess(): void {
+  const loaded = Object.keys(require.cache).find((file) => file.includes(`${path.sep}dd-trace${path.sep}`));
+  if (loaded) {
+    throw new Error(`dd-trace is loaded in the test process (${loaded}): a spec imports an app module that initialises the tracer`);
+  }
+}
+
 /** Spawns the service and resolves once it logged the port it listens on. */
 export async function startService(service: ServiceName, env: Record<string, string>): Promise<RunningService> {
+  assertNoTracerInTestProcess();
   await ensureBuilt();
   const child = spawn(SERVICE_NODE, [ENTRY_POINTS[service]], { cwd: APP_DIR, env, stdio: ["ignore", "pipe", "pipe"] });
   const instance = new RunningService(service, child);
   running.add(instance);
   instance.exited.then(() => running.delete(instance));
-  const listening = await instance.waitForLog((l) => l.msg === "listening");
+  const listening = await instance.waitForLog((l) => l.msg === "listening", START_TIMEOUT_MS);
   instance.port = Number(listening.port);
   return instance;
 }

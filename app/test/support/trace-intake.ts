@@ -75,6 +75,11 @@ export interface TraceIntakeOptions {
   rateByService?: Record<string, number>;
   /** Default timeout of the `waitFor…` methods. Default 5000 ms. */
   defaultTimeoutMs?: number;
+  /**
+   * `false`: trace submissions are answered as usual but neither decoded nor kept (nor
+   * any request body), for load runs where the spans do not matter. Default `true`.
+   */
+  capture?: boolean;
 }
 
 const TRACE_PATHS: Record<string, CapturedPayload["version"]> = {
@@ -107,6 +112,7 @@ export class TraceIntake {
   private currentMode: IntakeMode;
   private readonly rateByService: Record<string, number>;
   private readonly defaultTimeoutMs: number;
+  private readonly capture: boolean;
   private readonly sockets = new Set<Socket>();
   private readonly waiters = new Set<Waiter>();
   private capturedPayloads: CapturedPayload[] = [];
@@ -123,6 +129,7 @@ export class TraceIntake {
     this.currentMode = opts.mode ?? "ok";
     this.rateByService = opts.rateByService ?? {};
     this.defaultTimeoutMs = opts.defaultTimeoutMs ?? 5000;
+    this.capture = opts.capture ?? true;
     server.on("connection", (socket) => {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
@@ -297,7 +304,7 @@ export class TraceIntake {
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("error", () => undefined);
     req.on("end", () => {
-      const body = Buffer.concat(chunks);
+      const body = this.capture ? Buffer.concat(chunks) : Buffer.alloc(0);
       const record: IntakeRequest = {
         method: req.method ?? "",
         path: req.url ?? "",
@@ -325,6 +332,7 @@ export class TraceIntake {
     const version = TRACE_PATHS[pathname];
     if (version) {
       if (req.method !== "PUT" && req.method !== "POST") return text(405, "method not allowed");
+      if (!this.capture) return json(200, { rate_by_service: this.rateByService });
       let traces: CapturedSpan[][];
       try {
         traces = decodeTraces(version, req.body);
