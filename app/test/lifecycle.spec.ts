@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import { SERVICES, SPANS, TAGS } from "../src/tracing/conventions";
 import { createWallet } from "./support/database";
 import {
@@ -12,16 +11,10 @@ import {
   type E2E,
 } from "./support/e2e";
 import { FraudStandIn } from "./support/fraud-stand-in";
+import { freePort } from "./support/private-servers";
 import { renderedEnv, runToExit, testEnv, type RunningService } from "./support/services";
 import { onlySpan, tagged, waitForTrace } from "./support/traces";
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe("service lifecycle", function () {
   let env: E2E;
@@ -53,7 +46,7 @@ describe("service lifecycle", function () {
     let fraud: RunningService;
 
     before(async function () {
-      fraud = await startFraudService(env, { REDIS_URL: `redis://127.0.0.1:${await closedPort()}` });
+      fraud = await startFraudService(env, { REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
     });
 
     after(async function () {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { FAILURE_REASONS, HTTP_SERVER_SPAN, SERVICES, SPANS, TAGS } from "../src/tracing/conventions";
 import { balanceOf, createWallet, transactionsOf } from "./support/database";
+import { freePort } from "./support/private-servers";
 import {
   e2e,
   get,
@@ -27,14 +27,6 @@ function assertErrorTags(span: CapturedSpan, type: string): void {
   assert.ok(span.meta["error.message"], `${span.name} error.message`);
 }
 
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe("payment error paths", function () {
   let env: E2E;
@@ -178,7 +170,7 @@ describe("payment error paths", function () {
 
     before(async function () {
       service = await startPaymentService(env, {
-        PGPORT: String(await closedPort()),
+        PGPORT: String(await freePort()),
         PG_CONNECT_TIMEOUT_MS: "500",
         FRAUD_SERVICE_URL: env.fraud.url,
       });
