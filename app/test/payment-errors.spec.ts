@@ -124,7 +124,9 @@ describe("payment error paths", function () {
     const transfer = trace.find((s) => s.name === SPANS.databaseQuery && s.resource === "transfer_funds");
     assert.ok(transfer);
     assertErrorTags(transfer, "error");
-    assert.ok(trace.some((s) => s.name === "pg.query" && s.resource === "ROLLBACK"));
+    // One statement, one transaction: its failure rolled all of it back.
+    const statement = trace.find((s) => s.name === "pg.query" && s.resource.startsWith("SELECT transfer_funds("));
+    assert.equal(statement?.error, 1, "the transfer statement failed");
     assert.equal(onlySpan(trace, HTTP_SERVER_SPAN, SERVICES.payment).error, 1);
   });
 

@@ -1,10 +1,12 @@
 /**
- * PostgreSQL access for the services: every statement or transaction runs inside one
- * measured `database.query` span whose resource is a short operation name (dd-trace's
- * pg spans underneath carry the SQL text, so SQL stays parameterised).
+ * PostgreSQL access for the services: every statement runs inside one measured
+ * `database.query` span whose resource is a short operation name (dd-trace's pg span
+ * underneath carries the SQL text, so SQL stays parameterised). Each statement is its own
+ * transaction; the transfer is one statement (the ledger's `transfer_funds` function), so
+ * no connection is held across round trips.
  * Connection settings come from the standard PG* variables, which pg reads itself.
  */
-import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from "pg";
+import { Pool, type QueryResult, type QueryResultRow } from "pg";
 import { DETAIL_TAGS, SPANS } from "../tracing/conventions";
 import { setTags, traced } from "../tracing/spans";
 
@@ -38,45 +40,6 @@ export function dbQuery<R extends QueryResultRow>(
       const result = await pool.query<R>(text, values as unknown[]);
       setTags(span, { [DETAIL_TAGS.dbRowCount]: result.rowCount ?? 0 });
       return result;
-    },
-    { [DETAIL_TAGS.dbOperation]: operation },
-    { resource: operation },
-  );
-}
-
-/** BEGIN … COMMIT on one pooled connection; ROLLBACK on any error, which is rethrown. */
-export function dbTransaction<T>(pool: Pool, operation: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  return traced(
-    SPANS.databaseQuery,
-    async () => {
-      const client = await pool.connect();
-      let broken: Error | undefined;
-      // While checked out, a client has no 'error' listener (the pool's covers idle clients
-      // only). If the server ends the session between two statements (restart, failover,
-      // pg_terminate_backend), pg emits 'error' on the client, and an 'error' event nobody
-      // listens to crashes the process. Keep it instead: the next statement fails anyway,
-      // and the client is discarded on release.
-      const onConnectionLost = (error: Error) => {
-        broken ??= error;
-      };
-      client.on("error", onConnectionLost);
-      try {
-        await client.query("BEGIN");
-        const result = await work(client);
-        await client.query("COMMIT");
-        return result;
-      } catch (error) {
-        try {
-          await client.query("ROLLBACK");
-        } catch (rollbackError) {
-          // The connection is unusable: have the pool discard it.
-          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-        }
-        throw error;
-      } finally {
-        client.removeListener("error", onConnectionLost);
-        client.release(broken);
-      }
     },
     { [DETAIL_TAGS.dbOperation]: operation },
     { resource: operation },

@@ -1,6 +1,8 @@
 /**
- * POST /v1/payments as the seed describes it: validate → score fraud → process →
- * post-process, each step one measured span under payment.process_payment.
+ * POST /v1/payments as the seed describes it: validate → score fraud → process, each step
+ * one measured span under payment.process_payment. The seed's post-processing (receipts,
+ * notifications) starts from the `payment.completed` outbox event, which the transfer
+ * writes in its own transaction; a relay publishes it outside the request.
  */
 import { randomUUID } from "node:crypto";
 import type { Pool } from "pg";
@@ -29,7 +31,6 @@ import {
 import { isCardUsable, TIER_LIMITS } from "./payment-method";
 import { requestHash, type PaymentRequest } from "./request";
 import {
-  enqueueEvent,
   findTransaction,
   loadWallets,
   recordDecline,
@@ -87,7 +88,6 @@ export function processPayment(
       // A concurrent request with the same key moved the money: answer what it answered.
       if (!outcome) return replayWinner(deps, span, tx);
       setTags(span, { [TAGS.finalStatus]: "completed" });
-      await postProcess(deps, tx);
       return outcome;
     } catch (error) {
       if (error instanceof PaymentDeclined) return decline(deps, span, tx, error);
@@ -203,8 +203,9 @@ function scoreFraud(
 }
 
 /**
- * payment.processing: reserve and transfer in one database transaction. Undefined when a
- * concurrent request with the same Idempotency-Key got there first.
+ * payment.processing: the transfer and its `payment.completed` outbox event, in one
+ * database transaction. Undefined when a concurrent request with the same Idempotency-Key
+ * got there first.
  */
 function transfer(deps: PaymentDeps, tx: TransactionRecord): Promise<PaymentOutcome | undefined> {
   return traced(
@@ -223,7 +224,16 @@ function transfer(deps: PaymentDeps, tx: TransactionRecord): Promise<PaymentOutc
       };
       let result: "completed" | "conflict";
       try {
-        result = await transferFunds(deps.pool, tx, outcome);
+        result = await transferFunds(deps.pool, tx, outcome, {
+          type: "payment.completed",
+          payload: {
+            transaction_id: tx.id,
+            sender_id: tx.senderId,
+            receiver_id: tx.receiverId,
+            amount: tx.amount,
+            currency: tx.currency,
+          },
+        });
       } catch (error) {
         const reason = error instanceof PaymentDeclined ? error.reason : failureReasonOf(error);
         setTags(span, { [TAGS.failureReason]: reason, "processing.rolled_back": true });
@@ -238,27 +248,6 @@ function transfer(deps: PaymentDeps, tx: TransactionRecord): Promise<PaymentOutc
     },
     { "processing.transaction_id": tx.id },
   );
-}
-
-/**
- * payment.post_processing: the event receipts and notifications are sent from. The money
- * has moved by now, so a failure here is logged, not returned to the client; a relay can
- * find completed transactions without an event.
- */
-async function postProcess(deps: PaymentDeps, tx: TransactionRecord): Promise<void> {
-  try {
-    await traced(SPANS.postProcessing, () =>
-      enqueueEvent(deps.pool, tx.id, "payment.completed", {
-        transaction_id: tx.id,
-        sender_id: tx.senderId,
-        receiver_id: tx.receiverId,
-        amount: tx.amount,
-        currency: tx.currency,
-      }),
-    );
-  } catch (error) {
-    deps.logger.error({ err: error, transaction_id: tx.id }, "payment completed but its event was not enqueued");
-  }
 }
 
 async function decline(

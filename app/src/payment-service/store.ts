@@ -1,6 +1,6 @@
 /** The ledger statements payment-service runs. Every one is parameterised. */
-import type { Pool, PoolClient } from "pg";
-import { dbQuery, dbTransaction } from "../ledger/db";
+import type { Pool } from "pg";
+import { dbQuery } from "../ledger/db";
 import { FAILURE_REASONS, type CustomerTier } from "../tracing/conventions";
 import { PaymentDeclined, type PaymentOutcome } from "./outcomes";
 
@@ -114,89 +114,57 @@ export async function recordDecline(
   return rowCount === 1;
 }
 
+export interface PaymentEvent {
+  readonly type: string;
+  readonly payload: object;
+}
+
 /**
- * Moves the money in one short transaction: claim the idempotency key, lock both wallets
- * (always in user_id order, so two opposite transfers cannot deadlock), check the balance
- * under the lock, debit, credit, write the two ledger entries, mark the transaction
- * completed with the answer a retry will get. Any failure rolls all of it back.
+ * Moves the money: one call of the ledger's `transfer_funds` function
+ * (migrations/005_transfer_funds.sql), one round trip and one transaction. It claims the
+ * idempotency key, locks both wallets in user_id order, checks the balance under the lock,
+ * debits, credits, writes the two ledger entries, marks the transaction completed with the
+ * answer a retry will get and writes `event` to the outbox. Any failure rolls all of it back.
  *
  * Resolves "conflict", having changed nothing, when a concurrent request with the same key
  * committed first. Throws PaymentDeclined(insufficient_funds) when the balance dropped since
  * validation.
  */
-export function transferFunds(
+export async function transferFunds(
   pool: Pool,
   tx: TransactionRecord,
   outcome: PaymentOutcome,
+  event: PaymentEvent,
 ): Promise<"completed" | "conflict"> {
-  return dbTransaction(pool, "transfer_funds", async (client) => {
-    if (!(await claimKey(client, tx))) return "conflict";
-
-    const { rows } = await client.query<{ user_id: string; balance: string }>(
-      `SELECT user_id, balance FROM wallets
-        WHERE currency = $1 AND user_id = ANY($2::text[])
-        ORDER BY user_id
-          FOR UPDATE`,
-      [tx.currency, [tx.senderId, tx.receiverId]],
-    );
-    const sender = rows.find((r) => r.user_id === tx.senderId);
-    if (rows.length !== 2 || !sender) throw new Error("wallet disappeared during transfer");
-    if (BigInt(sender.balance) < BigInt(tx.amount)) {
+  let rows: Array<{ result: string }>;
+  try {
+    ({ rows } = await dbQuery<{ result: string }>(
+      pool,
+      "transfer_funds",
+      `SELECT transfer_funds($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS result`,
+      [
+        tx.id,
+        tx.idempotencyKey,
+        tx.requestHash,
+        tx.senderId,
+        tx.receiverId,
+        tx.amount,
+        tx.currency,
+        tx.paymentMethodType,
+        outcome.status,
+        JSON.stringify(outcome.body),
+        event.type,
+        JSON.stringify(event.payload),
+      ],
+    ));
+  } catch (error) {
+    // The balance check under the lock, and the CHECK (balance >= 0) backstop.
+    if ((error as { code?: string }).code === CHECK_VIOLATION) {
       throw new PaymentDeclined(FAILURE_REASONS.insufficientFunds, "balance too low for this payment");
     }
-
-    try {
-      await client.query(
-        `UPDATE wallets SET balance = balance - $3, updated_at = now() WHERE user_id = $1 AND currency = $2`,
-        [tx.senderId, tx.currency, tx.amount],
-      );
-    } catch (error) {
-      // The CHECK (balance >= 0) backstop.
-      if ((error as { code?: string }).code === CHECK_VIOLATION) {
-        throw new PaymentDeclined(FAILURE_REASONS.insufficientFunds, "balance too low for this payment");
-      }
-      throw error;
-    }
-    await client.query(
-      `UPDATE wallets SET balance = balance + $3, updated_at = now() WHERE user_id = $1 AND currency = $2`,
-      [tx.receiverId, tx.currency, tx.amount],
-    );
-    await client.query(
-      `INSERT INTO ledger_entries (transaction_id, user_id, currency, direction, amount)
-       VALUES ($1, $2, $4, 'debit', $5), ($1, $3, $4, 'credit', $5)`,
-      [tx.id, tx.senderId, tx.receiverId, tx.currency, tx.amount],
-    );
-    await client.query(
-      `UPDATE transactions
-          SET status = 'completed', response_status = $2, response_body = $3, completed_at = now(), updated_at = now()
-        WHERE id = $1`,
-      [tx.id, outcome.status, JSON.stringify(outcome.body)],
-    );
-    return "completed";
-  });
-}
-
-/**
- * Inserts the pending transaction row. With a concurrent request on the same key, the insert
- * waits for the other transaction to end, then inserts nothing: false.
- */
-async function claimKey(client: PoolClient, tx: TransactionRecord): Promise<boolean> {
-  const { rowCount } = await client.query(
-    `INSERT INTO transactions (id, idempotency_key, request_hash, sender_id, receiver_id, amount, currency,
-                               payment_method_type, status)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')
-     ON CONFLICT (idempotency_key) DO NOTHING`,
-    [tx.id, tx.idempotencyKey, tx.requestHash, tx.senderId, tx.receiverId, tx.amount, tx.currency, tx.paymentMethodType],
-  );
-  return rowCount === 1;
-}
-
-export async function enqueueEvent(pool: Pool, aggregateId: string, eventType: string, payload: object): Promise<void> {
-  await dbQuery(
-    pool,
-    "enqueue_outbox_event",
-    `INSERT INTO outbox (aggregate_id, event_type, payload) VALUES ($1, $2, $3)
-     ON CONFLICT (aggregate_id, event_type) DO NOTHING`,
-    [aggregateId, eventType, JSON.stringify(payload)],
-  );
+    throw error;
+  }
+  const result = rows[0]?.result;
+  if (result !== "completed" && result !== "conflict") throw new Error(`transfer_funds answered ${result}`);
+  return result;
 }

@@ -14,10 +14,9 @@ export const SPANS = {
   processPayment: "payment.process_payment",
   validation: "payment.validation",
   processing: "payment.processing",
-  postProcessing: "payment.post_processing",
   fraudDetection: "fraud.detection",
   riskScoring: "fraud.risk_scoring",
-  /** Every ledger statement or transaction the app runs is wrapped in this measured span. */
+  /** Every ledger statement the app runs is wrapped in this measured span. */
   databaseQuery: "database.query",
   userAuthentication: "user.authentication",
 } as const;
