@@ -67,16 +67,14 @@ describe("a payment's trace", function () {
     const detection = child(fraudRoot, SPANS.fraudDetection, SERVICES.fraud)[0];
     const scoring = child(detection, SPANS.riskScoring, SERVICES.fraud)[0];
     const redis = child(scoring, "redis.command", `${SERVICES.fraud}-redis`);
-    assert.deepEqual(redis.map((s) => s.resource), ["multi", "incr", "expire", "exec"]);
+    assert.deepEqual(redis.map((s) => s.resource), ["evalsha"], "the velocity update is one script call");
 
     const processing = child(payment, SPANS.processing)[0];
     const [transfer] = child(processing, SPANS.databaseQuery);
     assert.equal(transfer.resource, "transfer_funds");
-    const statements = child(transfer, "pg.query", `${SERVICES.payment}-postgres`).map((s) => s.resource.split(/\s+/)[0]);
-    assert.deepEqual(statements, ["BEGIN", "INSERT", "SELECT", "UPDATE", "UPDATE", "INSERT", "UPDATE", "COMMIT"]);
-
-    const post = child(payment, SPANS.postProcessing)[0];
-    assert.equal(child(post, SPANS.databaseQuery)[0].resource, "enqueue_outbox_event");
+    const statements = child(transfer, "pg.query", `${SERVICES.payment}-postgres`).map((s) => s.resource);
+    assert.equal(statements.length, 1, "the transfer is one round trip");
+    assert.match(statements[0], /^SELECT transfer_funds\(/);
 
     assert.equal(fraudRoot.meta["_dd.p.tid"], root.meta["_dd.p.tid"], "both halves share the 128-bit trace id");
   });
@@ -178,7 +176,7 @@ describe("a payment's trace", function () {
     assert.equal((await postPayment(payment, body)).status, 201);
     const mapped = await waitForTrace(env.intake, tagged(TAGS.senderId, sender), [SERVICES.payment]);
     const queries = mapped.filter((s) => s.name === "pg.query");
-    assert.ok(queries.length > 5);
+    assert.ok(queries.length >= 3, `${queries.length} pg.query spans`);
     for (const query of queries) assert.equal(query.service, MAPPED_PG_SERVICE);
     // Without a mapping, dd-trace names them <DD_SERVICE>-postgres.
     assert.ok(trace.filter((s) => s.name === "pg.query").every((s) => s.service === `${SERVICES.payment}-postgres`));
