@@ -55,17 +55,6 @@ const SET_TAGS_LOOP = `    for (const [key, value] of Object.entries(tags)) {
             span.setTag(key, recorded);
     }`;
 
-const NO_REQUEST_LOGGING: Patch = {
-  file: "server/http.js",
-  find: "return503OnClosing: true,",
-  replace: "return503OnClosing: true, disableRequestLogging: true,",
-};
-
-const HTTP_AGENT: Patch = {
-  file: "payment-service/fraud-client.js",
-  replaceWith: path.join(__dirname, "experiments/fraud-client-http.js"),
-};
-
 const LEAN_TAGS: Patch[] = [
   {
     file: "tracing/spans.js",
@@ -95,95 +84,10 @@ function isSensitiveKey(key) {
   },
 ];
 
-/** transfer_funds in 6 round trips instead of 8: debit and credit in one UPDATE, ledger entries and completion in one statement. */
-const FEWER_ROUND_TRIPS: Patch = {
-  file: "payment-service/store.js",
-  append: `exports.transferFunds = function transferFunds(pool, tx, outcome) {
-    return (0, db_1.dbTransaction)(pool, "transfer_funds", async (client) => {
-        if (!(await claimKey(client, tx)))
-            return "conflict";
-        const { rows } = await client.query(\`SELECT user_id, balance FROM wallets
-        WHERE currency = $1 AND user_id = ANY($2::text[])
-        ORDER BY user_id
-          FOR UPDATE\`, [tx.currency, [tx.senderId, tx.receiverId]]);
-        const sender = rows.find((r) => r.user_id === tx.senderId);
-        if (rows.length !== 2 || !sender)
-            throw new Error("wallet disappeared during transfer");
-        if (BigInt(sender.balance) < BigInt(tx.amount)) {
-            throw new outcomes_1.PaymentDeclined(conventions_1.FAILURE_REASONS.insufficientFunds, "balance too low for this payment");
-        }
-        try {
-            await client.query(\`UPDATE wallets AS w SET balance = w.balance + d.delta, updated_at = now()
-              FROM (VALUES ($1::text, -$4::bigint), ($2::text, $4::bigint)) AS d(user_id, delta)
-             WHERE w.user_id = d.user_id AND w.currency = $3\`, [tx.senderId, tx.receiverId, tx.currency, tx.amount]);
-        }
-        catch (error) {
-            if (error.code === CHECK_VIOLATION) {
-                throw new outcomes_1.PaymentDeclined(conventions_1.FAILURE_REASONS.insufficientFunds, "balance too low for this payment");
-            }
-            throw error;
-        }
-        await client.query(\`WITH entries AS (
-             INSERT INTO ledger_entries (transaction_id, user_id, currency, direction, amount)
-             VALUES ($1, $4, $6, 'debit', $7), ($1, $5, $6, 'credit', $7))
-           UPDATE transactions
-              SET status = 'completed', response_status = $2, response_body = $3, completed_at = now(), updated_at = now()
-            WHERE id = $1\`, [tx.id, outcome.status, JSON.stringify(outcome.body), tx.senderId, tx.receiverId, tx.currency, tx.amount]);
-        return "completed";
-    });
-};`,
-};
-
-/**
- * The velocity counter and device set in one Lua script (one EVALSHA) instead of
- * MULTI, INCR, EXPIRE, SADD, EXPIRE, EXEC: the same atomic update, one redis.command span
- * instead of six. Keys still get the ioredis keyPrefix (numberOfKeys).
- */
-const REDIS_SCRIPT: Patch = {
-  file: "fraud-service/history.js",
-  append: `const RECORD_HISTORY_LUA = \`
-local count = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-local added = -1
-if ARGV[3] ~= '' then
-  added = redis.call('SADD', KEYS[2], ARGV[3])
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
-end
-return {count, added}\`;
-exports.recordAndReadHistory = async function recordAndReadHistory(redis, settings, senderId, device, now = Date.now()) {
-    if (typeof redis.recordHistory !== "function")
-        redis.defineCommand("recordHistory", { numberOfKeys: 2, lua: RECORD_HISTORY_LUA });
-    const sender = pseudonym(\`sender:\${senderId}\`);
-    const window = Math.floor(now / 1000 / settings.velocityWindowSeconds);
-    const member = device ? pseudonym(\`device:\${device.id}:\${device.fingerprint}\`) : "";
-    const [count, added] = await redis.recordHistory(\`velocity:\${sender}:\${window}\`, \`devices:\${sender}\`,
-        settings.velocityWindowSeconds * 2, settings.deviceMemorySeconds, member);
-    const paymentsInWindow = Number(count);
-    if (!device)
-        return { paymentsInWindow, device: "absent" };
-    return { paymentsInWindow, device: Number(added) === 1 ? "new" : "known" };
-};`,
-};
-
-/** The proposed changes together (not no-db-query-span, which removes designed spans). */
-const COMBINED: Patch[] = [NO_REQUEST_LOGGING, HTTP_AGENT, ...LEAN_TAGS, FEWER_ROUND_TRIPS, REDIS_SCRIPT];
-
 export const VARIANTS: readonly Variant[] = [
   { id: "baseline", description: "traced, prod sampling, as rendered (the reference)", base: "traced-prod" },
   { id: "untraced", description: "DD_TRACE_ENABLED=false: what all tracing costs", base: "untraced" },
-  {
-    id: "no-request-logging",
-    description: "fastify's per-request 'incoming request' / 'request completed' lines off (disableRequestLogging: true)",
-    base: "traced-prod",
-    patches: [NO_REQUEST_LOGGING],
-  },
   { id: "pool-10", description: "PG_POOL_MAX=10 instead of the rendered 20", base: "traced-prod", env: { PG_POOL_MAX: "10" } },
-  {
-    id: "http-agent",
-    description: "fraud-client on node:http with a keep-alive Agent instead of global fetch (still traced: http.request span, headers injected)",
-    base: "traced-prod",
-    patches: [HTTP_AGENT],
-  },
   {
     id: "lean-tags",
     description: "setTags: one span.addTags() per call instead of setTag() per key, no Object.entries; isSensitiveKey memoised per key",
@@ -191,35 +95,10 @@ export const VARIANTS: readonly Variant[] = [
     patches: LEAN_TAGS,
   },
   {
-    id: "fewer-round-trips",
-    description: "transfer_funds in 6 round trips instead of 8 (debit + credit in one UPDATE, ledger entries + completion in one statement): same rows, locks and order",
-    base: "traced-prod",
-    patches: [FEWER_ROUND_TRIPS],
-  },
-  {
-    id: "redis-script",
-    description: "fraud-service history in one Lua script (EVALSHA) instead of MULTI/INCR/EXPIRE/SADD/EXPIRE/EXEC: 1 redis.command span instead of 6",
-    base: "traced-prod",
-    patches: [REDIS_SCRIPT],
-  },
-  {
     id: "no-db-query-span",
     description: "dbQuery (single statements) without its database.query wrapper span: what 3 of our spans per payment cost (information, not a proposal)",
     base: "traced-prod",
     patches: [{ file: "ledger/db.js", append: "exports.dbQuery = function dbQuery(pool, operation, text, values = []) {\n    return pool.query(text, values);\n};" }],
-  },
-  {
-    id: "combined",
-    description: "no-request-logging + http-agent + lean-tags + fewer-round-trips + redis-script, traced with prod sampling",
-    base: "traced-prod",
-    patches: COMBINED,
-  },
-  {
-    id: "combined-untraced",
-    description: "the same changes, untraced (side by side with untraced): what they save without tracing",
-    base: "untraced",
-    against: "untraced",
-    patches: COMBINED,
   },
 ];
 
