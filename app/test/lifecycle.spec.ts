@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { SERVICES, SPANS, TAGS } from "../src/tracing/conventions";
-import { createWallet } from "./support/database";
+import { balanceOf, createWallet, transactionsOf } from "./support/database";
 import {
   e2e,
   get,
+  newKey,
   postPayment,
   startFraudService,
   startPaymentService,
@@ -119,6 +120,50 @@ describe("service lifecycle", function () {
       const payments = traces.filter((s) => s.name === SPANS.processPayment && s.meta[TAGS.senderId] === sender);
       assert.deepEqual(payments.map((s) => s.meta[TAGS.finalStatus]), ["completed", "completed"]);
     } finally {
+      await standIn.close();
+    }
+  });
+
+  it("on SIGTERM lets a handler whose client already disconnected finish before closing the pool", async function () {
+    this.timeout(40_000);
+    const standIn = await FraudStandIn.start();
+    standIn.behaviour = "hold";
+    let service: RunningService | undefined;
+    try {
+      service = await startPaymentService(env, {
+        FRAUD_SERVICE_URL: standIn.url,
+        FRAUD_TIMEOUT_MS: "10000",
+        SHUTDOWN_TIMEOUT_MS: "10000",
+      });
+      const sender = await createWallet(env.db.pool, "abandoned_sender", { balance: 10_000 });
+      const receiver = await createWallet(env.db.pool, "abandoned_receiver", { balance: 0 });
+      const body = { sender_id: sender, receiver_id: receiver, amount: 300, currency: "USD", payment_method_type: "wallet" };
+
+      // The client gives up while the handler waits for its fraud score.
+      const client = new AbortController();
+      const abandoned = fetch(`${service.url}/v1/payments`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "idempotency-key": newKey() },
+        body: JSON.stringify(body),
+        signal: client.signal,
+      });
+      await standIn.waitForRequests(1);
+      client.abort();
+      await assert.rejects(abandoned, { name: "AbortError" });
+
+      service.child.kill("SIGTERM");
+      // Logged once the server has closed (so without the abandoned connection), pool still open.
+      await service.waitForLog((l) => l.msg === "waiting for in-flight handlers" && l.handlers === 1);
+      standIn.release();
+      assert.equal(await service.exited, 0);
+
+      const transactions = await transactionsOf(env.db.pool, sender);
+      assert.deepEqual(transactions.map((t) => t.status), ["completed"], "the abandoned payment committed");
+      assert.equal(await balanceOf(env.db.pool, sender), 9_700n);
+      assert.equal(await balanceOf(env.db.pool, receiver), 300n);
+      assert.deepEqual(service.logs.filter((l) => l.msg === "payment failed"), []);
+    } finally {
+      await service?.stop("SIGTERM", 5_000);
       await standIn.close();
     }
   });

@@ -1,6 +1,7 @@
 // The tracer first: it must be initialised before fastify, ioredis and pino are loaded.
 import "../tracing/tracer";
 import type { AddressInfo } from "node:net";
+import { InFlightHandlers } from "../server/in-flight";
 import { shutdownOnSignals } from "../server/lifecycle";
 import { createLogger } from "../tracing/logger";
 import { loadFraudServiceConfig } from "./config";
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
     redisDown = false;
   });
 
+  const inFlight = new InFlightHandlers();
   const app = buildFraudServer({
     redis,
     logger,
@@ -33,8 +35,8 @@ async function main(): Promise<void> {
       velocityWindowSeconds: config.VELOCITY_WINDOW_SECONDS,
       deviceMemorySeconds: config.DEVICE_MEMORY_SECONDS,
     },
-  });
-  shutdownOnSignals({ app, logger, closers: [() => redis.quit().catch(() => redis.disconnect())], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+  }, inFlight);
+  shutdownOnSignals({ app, inFlight, logger, closers: [() => redis.quit().catch(() => redis.disconnect())], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
 
   await app.listen({ port: config.PORT, host: config.HOST });
   logger.info({ port: (app.server.address() as AddressInfo).port }, "listening");

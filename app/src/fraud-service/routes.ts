@@ -1,10 +1,11 @@
 import type { FastifyInstance } from "fastify";
 import { createHttpServer, describeIssues, labelFlow } from "../server/http";
+import type { InFlightHandlers } from "../server/in-flight";
 import { FLOWS, ROUTES } from "../tracing/conventions";
 import { scoreRequestSchema } from "./api";
 import { detectFraud, type DetectionDeps } from "./detection";
 
-export function buildFraudServer(deps: DetectionDeps): FastifyInstance {
+export function buildFraudServer(deps: DetectionDeps, inFlight: InFlightHandlers): FastifyInstance {
   const app = createHttpServer({
     logger: deps.logger,
     readiness: async () => {
@@ -12,7 +13,7 @@ export function buildFraudServer(deps: DetectionDeps): FastifyInstance {
     },
   });
 
-  app.post(ROUTES.score, { onRequest: labelFlow(FLOWS.fraudScore) }, async (request, reply) => {
+  app.post(ROUTES.score, { onRequest: labelFlow(FLOWS.fraudScore) }, inFlight.track(async (request, reply) => {
     const parsed = scoreRequestSchema.safeParse(request.body);
     if (!parsed.success) {
       return reply.code(400).send({ error: "invalid_request", details: describeIssues(parsed.error) });
@@ -20,7 +21,7 @@ export function buildFraudServer(deps: DetectionDeps): FastifyInstance {
     const result = await detectFraud(deps, parsed.data);
     request.log.info({ decision: result.decision, degraded: result.degraded }, "payment scored");
     return result;
-  });
+  }));
 
   return app;
 }

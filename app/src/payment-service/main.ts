@@ -2,6 +2,7 @@
 import "../tracing/tracer";
 import type { AddressInfo } from "node:net";
 import { createPool } from "../ledger/db";
+import { InFlightHandlers } from "../server/in-flight";
 import { shutdownOnSignals } from "../server/lifecycle";
 import { SERVICES } from "../tracing/conventions";
 import { createLogger } from "../tracing/logger";
@@ -20,12 +21,13 @@ async function main(): Promise<void> {
   });
   pool.on("error", (error) => logger.error({ err: error }, "idle database connection failed"));
 
+  const inFlight = new InFlightHandlers();
   const app = buildPaymentServer({
     pool,
     fraud: createFraudClient(config.FRAUD_SERVICE_URL, config.FRAUD_TIMEOUT_MS),
     logger,
-  });
-  shutdownOnSignals({ app, logger, closers: [() => pool.end()], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+  }, inFlight);
+  shutdownOnSignals({ app, inFlight, logger, closers: [() => pool.end()], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
 
   await app.listen({ port: config.PORT, host: config.HOST });
   logger.info({ port: (app.server.address() as AddressInfo).port }, "listening");

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import { dbQuery } from "../ledger/db";
 import { createHttpServer, describeIssues, labelFlow } from "../server/http";
+import type { InFlightHandlers } from "../server/in-flight";
 import { FAILURE_REASONS, FLOWS, ROUTES } from "../tracing/conventions";
 import { failureOutcome } from "./outcomes";
 import { failureReasonOf, processPayment, type PaymentDeps } from "./payment-flow";
 import { idempotencyKeySchema, paymentRequestSchema } from "./request";
 
-export function buildPaymentServer(deps: PaymentDeps): FastifyInstance {
+export function buildPaymentServer(deps: PaymentDeps, inFlight: InFlightHandlers): FastifyInstance {
   const app = createHttpServer({
     logger: deps.logger,
     readiness: async () => {
@@ -14,7 +15,7 @@ export function buildPaymentServer(deps: PaymentDeps): FastifyInstance {
     },
   });
 
-  app.post(ROUTES.payments, { onRequest: labelFlow(FLOWS.payment) }, async (request, reply) => {
+  app.post(ROUTES.payments, { onRequest: labelFlow(FLOWS.payment) }, inFlight.track(async (request, reply) => {
     const key = idempotencyKeySchema.safeParse(request.headers["idempotency-key"]);
     if (!key.success) {
       return reply
@@ -41,7 +42,7 @@ export function buildPaymentServer(deps: PaymentDeps): FastifyInstance {
       const outcome = failureOutcome(reason, message);
       return reply.code(outcome.status).send(outcome.body);
     }
-  });
+  }));
 
   return app;
 }

@@ -1,20 +1,24 @@
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "../tracing/logger";
 import { flushTracer } from "../tracing/tracer";
+import type { InFlightHandlers } from "./in-flight";
 
 export interface ShutdownOptions {
   readonly app: FastifyInstance;
+  /** The app's route handlers: waited for after the server closed, before the closers run. */
+  readonly inFlight: InFlightHandlers;
   readonly logger: Logger;
-  /** Closed in order once the server has drained (connection pools, clients). */
+  /** Closed in order once the server and the handlers have drained (connection pools, clients). */
   readonly closers: ReadonlyArray<() => Promise<unknown>>;
   readonly timeoutMs: number;
 }
 
 /**
- * SIGTERM / SIGINT: stop accepting, let in-flight requests finish, close the pools, send
- * the buffered spans, exit 0. Past `timeoutMs` the process exits 1 whatever is pending.
+ * SIGTERM / SIGINT: stop accepting, let in-flight requests and handlers finish, close the
+ * pools, send the buffered spans, exit 0. Past `timeoutMs` the process exits 1 whatever is
+ * pending.
  */
-export function shutdownOnSignals({ app, logger, closers, timeoutMs }: ShutdownOptions): void {
+export function shutdownOnSignals({ app, inFlight, logger, closers, timeoutMs }: ShutdownOptions): void {
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -30,14 +34,21 @@ export function shutdownOnSignals({ app, logger, closers, timeoutMs }: ShutdownO
     }, timeoutMs);
 
     let clean = true;
-    for (const close of [() => app.close(), ...closers]) {
+    const step = async (close: () => Promise<unknown>) => {
       try {
         await close();
       } catch (error) {
         clean = false;
         logger.error({ err: error }, "shutdown step failed");
       }
+    };
+    await step(() => app.close());
+    // close() only waited for connections: a handler whose client hung up is still running.
+    if (inFlight.count > 0) {
+      logger.info({ handlers: inFlight.count }, "waiting for in-flight handlers");
+      await inFlight.drained();
     }
+    for (const close of closers) await step(close);
     await flushTracer(Math.min(5_000, timeoutMs));
     try {
       logger.info("stopped");
