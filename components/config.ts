@@ -127,7 +127,35 @@ export const sloSettingsSchema = z
   .strict()
   .prefault({});
 
-/** The schema of `payments-apm:*`. Defaults are the original tracing design's values. */
+/** What `payments-apm:sampling.rateLimit` is checked against. */
+export interface RateLimitBudget {
+  readonly rateLimit: number;
+  readonly baseRate: number;
+  readonly tierRates: Readonly<Record<string, number>>;
+  readonly sampledRuleMaxPerSecond: number;
+  readonly alwaysKeepPeakPerSecond: number;
+}
+
+/**
+ * Why rateLimit is too low for the always-keep rules, or undefined. In dd-trace
+ * (priority_sampler.js) a trace a rule keeps takes a token from the process's one
+ * DD_TRACE_RATE_LIMIT limiter, whatever the rule; a sampled rule (base rate, tiers) lets
+ * at most its max_per_second through to it, a rule at rate 0 none. What those rules can
+ * take, plus the always-keep peak, must fit.
+ */
+export function rateLimitProblem(b: RateLimitBudget): string | undefined {
+  const rates: [string, number][] = [["base rate", b.baseRate], ...Object.entries(b.tierRates)];
+  const sampled = rates.filter(([, rate]) => rate > 0).map(([name]) => name);
+  const minimum = b.alwaysKeepPeakPerSecond + sampled.length * b.sampledRuleMaxPerSecond;
+  if (b.rateLimit >= minimum) return undefined;
+  return (
+    `must be at least ${minimum} (traces/s per service instance): dd-trace counts always-kept traces against it too, ` +
+    `so it must cover alwaysKeepPeakPerSecond (${b.alwaysKeepPeakPerSecond}) plus sampledRuleMaxPerSecond ` +
+    `(${b.sampledRuleMaxPerSecond}) for each sampled rule (${sampled.join(", ") || "none"})`
+  );
+}
+
+/** The schema of `payments-apm:*`. Defaults are the original tracing design's values unless a comment says otherwise. */
 export const stackConfigSchema = z
   .object({
     /** DD_ENV and the `env:` tag of every monitor. */
@@ -200,8 +228,29 @@ export const stackConfigSchema = z
       .object({
         /** DD_TRACE_SAMPLE_RATE: share of traces kept when no rule matches. */
         baseRate: rate().default(0.1),
-        /** DD_TRACE_RATE_LIMIT: traces per second per service the rules may keep. */
-        rateLimit: count(1, 100000).default(100),
+        /**
+         * DD_TRACE_RATE_LIMIT, in traces per second per service instance (dd-trace keeps one
+         * limiter per process; one Node process per pod). dd-trace checks every trace a rule
+         * keeps against it, always-kept ones included, so it must cover alwaysKeepPeakPerSecond
+         * plus sampledRuleMaxPerSecond for each sampled rule (rateLimitProblem checks it).
+         * Default 500 = 200 + 3 × 100 (base rate, premium, enterprise).
+         */
+        rateLimit: count(1, 100000).default(500),
+        /**
+         * `max_per_second` of each rule that keeps only a share of traces (the base rate and
+         * each customer tier), in traces/s per service instance: a flood of that traffic stops
+         * at this cap. dd-trace checks it before rateLimit, and only what it lets through
+         * counts against rateLimit. Default 100: dd-trace's own cap for the base rate
+         * (its DD_TRACE_RATE_LIMIT default).
+         */
+        sampledRuleMaxPerSecond: count(1, 100000).default(100),
+        /**
+         * The most always-kept traces (alwaysKeep) one service instance starts in a second at
+         * peak: the share of rateLimit the sampled rules can never take. Default 200: a traced
+         * payment-service process served at most 128 payments/s in the benchmark
+         * (bench/results/latest.md) and needs ~6.5 ms of CPU per payment, ~155/s on a whole core.
+         */
+        alwaysKeepPeakPerSecond: count(0, 100000).default(200),
         /** Operations whose traces are always kept. */
         alwaysKeep: z
           .array(z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$/, "must be a span name such as payment.process_payment"))
@@ -230,6 +279,14 @@ export const stackConfigSchema = z
           .prefault({}),
       })
       .strict()
+      .superRefine(
+        (sampling, ctx) => {
+          const problem = rateLimitProblem(sampling);
+          if (problem) ctx.addIssue({ code: "custom", path: ["rateLimit"], message: problem });
+        },
+        // Only on valid values: a bad input is reported as such, not as a rateLimit problem.
+        { when: (payload) => payload.issues.length === 0 },
+      )
       .prefault({}),
     monitors: z
       .object({

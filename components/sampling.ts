@@ -9,9 +9,18 @@ import type { StackSettings } from "./config";
  * | policy                         | where it acts                         | what renders it                  |
  * |--------------------------------|---------------------------------------|----------------------------------|
  * | base rate, always-kept flows,  | the tracer, on the local root span    | DD_TRACE_SAMPLE_RATE,            |
- * | customer tiers                 | (head-based)                          | DD_TRACE_SAMPLING_RULES          |
+ * | customer tiers, rate limits    | (head-based)                          | DD_TRACE_SAMPLING_RULES,         |
+ * |                                |                                       | DD_TRACE_RATE_LIMIT              |
  * | errors, rare traces            | the Agent (head sampling can't know)  | DD_APM_ERROR_TPS, rare sampler   |
  * | errors 50 %, slow > 1 s 80 %   | Datadog indexing (retention filters)  | datadog.ApmRetentionFilter       |
+ *
+ * Rate limits, as dd-trace 5.132.0 applies them (priority_sampler.js, sampling_rule.js), per
+ * process: a trace a rule keeps must then pass the rule's own `max_per_second`, if it has
+ * one, and always the one DD_TRACE_RATE_LIMIT limiter, always-keep rules included (a
+ * `max_per_second` adds a limit, it never lifts that one). So the always-keep rules get no
+ * `max_per_second`, every sampled rule (tiers, base rate) gets one, and DD_TRACE_RATE_LIMIT
+ * covers the always-keep peak plus those caps (checked in config.ts): a flood of other
+ * traffic stops at its rules' caps instead of taking the payments' tokens.
  */
 export type SamplingPolicy = StackSettings["sampling"];
 
@@ -37,8 +46,9 @@ const HTTP_FLOWS: Readonly<Record<string, { service: ServiceName; flow: string }
 };
 
 /**
- * DD_TRACE_SAMPLING_RULES for one service. First match wins; the base rate
- * (DD_TRACE_SAMPLE_RATE) applies when none matches.
+ * DD_TRACE_SAMPLING_RULES for one service. First match wins; the last rule matches every
+ * root at the base rate. It stands in for the rule dd-trace adds for DD_TRACE_SAMPLE_RATE,
+ * whose `max_per_second` is DD_TRACE_RATE_LIMIT itself: too high a cap for other traffic.
  */
 export function samplingRulesFor(policy: SamplingPolicy, service: ServiceName): TracerSamplingRule[] {
   const rules: TracerSamplingRule[] = [];
@@ -52,15 +62,19 @@ export function samplingRulesFor(policy: SamplingPolicy, service: ServiceName): 
       rules.push({ service, name: operation, sample_rate: 1 });
     }
   }
+  const cap = policy.sampledRuleMaxPerSecond;
   for (const [tier, rate] of Object.entries(policy.tierRates)) {
-    rules.push({ service, tags: { [TAGS.customerTier]: tier }, sample_rate: rate });
+    rules.push({ service, tags: { [TAGS.customerTier]: tier }, sample_rate: rate, max_per_second: cap });
   }
+  // Unscoped: roots named after another service (DD_SERVICE_MAPPING) get the base rate too.
+  rules.push({ sample_rate: policy.baseRate, max_per_second: cap });
   return rules;
 }
 
-/** The tracer's sampling env for one service. */
+/** The tracer's sampling env for one service. Rate limits are in traces/s per process. */
 export function tracerSamplingEnv(policy: SamplingPolicy, service: ServiceName): Record<string, string> {
   return {
+    // Also the tracer's reported sample rate; the last rule applies it first, with its cap.
     DD_TRACE_SAMPLE_RATE: String(policy.baseRate),
     DD_TRACE_SAMPLING_RULES: JSON.stringify(samplingRulesFor(policy, service)),
     DD_TRACE_RATE_LIMIT: String(policy.rateLimit),

@@ -46,6 +46,8 @@ const LEAVES: [string, fc.Arbitrary<unknown>][] = [
   ["sampling.slowTraces.rate", badRate],
   ["sampling.slowTraces.thresholdMs", badPositive],
   ["sampling.rateLimit", badWhole(1, 100000)],
+  ["sampling.sampledRuleMaxPerSecond", badWhole(1, 100000)],
+  ["sampling.alwaysKeepPeakPerSecond", badWhole(0, 100000)],
   ["sampling.agent.targetTracesPerSecond", badPositive],
   ["sampling.agent.errorTracesPerSecond", badPositive],
   ["sampling.agent.rareSamplerEnabled", badBoolean],

@@ -37,9 +37,17 @@ describe("stack config", () => {
     };
     const s = parseStackSettings(minimal);
     assert.deepEqual(
-      { base: s.sampling.baseRate, keep: s.sampling.alwaysKeep, tiers: s.sampling.tierRates, errors: s.sampling.errorRate, slow: s.sampling.slowTraces },
+      {
+        base: s.sampling.baseRate,
+        limits: [s.sampling.rateLimit, s.sampling.sampledRuleMaxPerSecond, s.sampling.alwaysKeepPeakPerSecond],
+        keep: s.sampling.alwaysKeep,
+        tiers: s.sampling.tierRates,
+        errors: s.sampling.errorRate,
+        slow: s.sampling.slowTraces,
+      },
       {
         base: 0.1,
+        limits: [500, 100, 200],
         keep: ["payment.process_payment", "fraud.detection", "user.authentication"],
         tiers: { premium: 0.3, enterprise: 0.5 },
         errors: 0.5,
@@ -67,6 +75,16 @@ describe("stack config", () => {
     { change: ["sampling.tierRates.premium", -0.1], problem: "payments-apm:sampling.tierRates.premium must be between 0 and 1, got -0.1" },
     { change: ["sampling.slowTraces.thresholdMs", 0], problem: "payments-apm:sampling.slowTraces.thresholdMs must be greater than 0, got 0" },
     { change: ["sampling.rateLimit", 2.5], problem: "payments-apm:sampling.rateLimit must be a whole number between 1 and 100000, got 2.5" },
+    {
+      change: ["sampling.rateLimit", 100],
+      problem:
+        "payments-apm:sampling.rateLimit must be at least 500 (traces/s per service instance): dd-trace counts always-kept traces against it too, " +
+        "so it must cover alwaysKeepPeakPerSecond (200) plus sampledRuleMaxPerSecond (100) for each sampled rule (base rate, premium, enterprise), got 100",
+    },
+    { change: ["sampling.sampledRuleMaxPerSecond", 150], problem: "payments-apm:sampling.rateLimit must be at least 650 " },
+    { change: ["sampling.alwaysKeepPeakPerSecond", 300], problem: "payments-apm:sampling.rateLimit must be at least 600 " },
+    { change: ["sampling.sampledRuleMaxPerSecond", 0], problem: "payments-apm:sampling.sampledRuleMaxPerSecond must be a whole number between 1 and 100000, got 0" },
+    { change: ["sampling.alwaysKeepPeakPerSecond", 2.5], problem: "payments-apm:sampling.alwaysKeepPeakPerSecond must be a whole number between 0 and 100000, got 2.5" },
     { change: ["sampling.alwaysKeep", ["Payment Process"]], problem: 'payments-apm:sampling.alwaysKeep.0 must be a span name such as payment.process_payment, got "Payment Process"' },
     { change: ["sampling.baseRat", 0.2], problem: "payments-apm:sampling.baseRat is not a known setting" },
     { change: ["cluster.name", "Payments_Prod"], problem: "payments-apm:cluster.name must be lowercase" },
@@ -100,6 +118,19 @@ describe("stack config", () => {
       );
     });
   }
+
+  it("counts only sampled rules that can keep a trace against sampling.rateLimit", () => {
+    let raw = withValue(rawSettings("prod"), "sampling.rateLimit", 300);
+    assert.match(problemsOf(raw).join("\n"), /sampling\.rateLimit must be at least 500 /);
+    raw = withValue(withValue(raw, "sampling.tierRates.premium", 0), "sampling.tierRates.enterprise", 0);
+    assert.equal(parseStackSettings(raw).sampling.rateLimit, 300, "200 + the base rate's 100");
+  });
+
+  it("reports a bad limit as such, not also as a rateLimit too low", () => {
+    assert.deepEqual(problemsOf(withValue(rawSettings("prod"), "sampling.sampledRuleMaxPerSecond", "many")), [
+      'payments-apm:sampling.sampledRuleMaxPerSecond must be a whole number between 1 and 100000, got "many"',
+    ]);
+  });
 
   it("reports every problem at once", () => {
     let raw = rawSettings("prod");
@@ -140,6 +171,11 @@ describe("stack config", () => {
       });
       assert.match(message, /payments-apm:sampling\.baseRate must be between 0 and 1, got 1\.5/);
       assert.match(message, /payments-apm:databasePassword is required/);
+    });
+
+    it("fails on a rate limit that leaves the always-kept traces too little, naming sampling.rateLimit", async () => {
+      const message = await previewError({ overrides: { "payments-apm:sampling": JSON.stringify({ rateLimit: 100 }) } });
+      assert.match(message, /payments-apm:sampling\.rateLimit must be at least 500 \(traces\/s per service instance\).*, got 100/);
     });
 
     it("reads the secrets as secret Outputs, never as plain config", async () => {

@@ -1,8 +1,10 @@
 import * as assert from "node:assert/strict";
-import { DEFAULT_PORT, ROUTES, SERVICES } from "../app/src/tracing/conventions";
+import { DEFAULT_PORT, ROUTES, SERVICES, TAGS } from "../app/src/tracing/conventions";
+import { parseStackSettings } from "../components/config";
 import { validateKubernetesObject } from "../scripts/k8s-schema";
 import { datadogObjects, deploymentEnv, kubernetesObjects, type KubernetesObject } from "../scripts/manifests";
 import { runStack, type ProgramRun } from "../scripts/mock-engine";
+import { rawSettings } from "./support/stack-settings";
 
 const SENTINELS = {
   "datadog:apiKey": "dd-api-key-sentinel-0123456789abcdef",
@@ -99,7 +101,18 @@ describe("the program (index.ts) under the mock engine", () => {
           assert.equal(env.DD_TRACE_PROPAGATION_STYLE, "datadog,tracecontext");
           assert.equal(env.DD_TRACE_SAMPLE_RATE, stack === "prod" ? "0.1" : "0.5");
           assert.ok(JSON.parse(env.DD_TRACE_SAMPLING_RULES as string).length > 0);
-          assert.equal(env.DD_TRACE_RATE_LIMIT, "100");
+          assert.equal(env.DD_TRACE_RATE_LIMIT, "500");
+        });
+
+        it(`leaves ${service}'s always-keep peak its share of DD_TRACE_RATE_LIMIT whatever the other traffic`, () => {
+          const env = envOf(find(stack, "Deployment", service), service);
+          const { alwaysKeep, alwaysKeepPeakPerSecond } = parseStackSettings(rawSettings(stack)).sampling;
+          const rules: { name?: string; tags?: Record<string, string>; sample_rate: number; max_per_second?: number }[] = JSON.parse(env.DD_TRACE_SAMPLING_RULES as string);
+          const sampled = rules.filter((r) => !r.tags?.[TAGS.flow] && !alwaysKeep.includes(r.name ?? ""));
+          assert.ok(sampled.length > 0 && sampled.every((r) => r.max_per_second! > 0), "every sampled rule has a cap");
+          const othersAtMost = sampled.filter((r) => r.sample_rate > 0).reduce((sum, r) => sum + r.max_per_second!, 0);
+          const left = Number(env.DD_TRACE_RATE_LIMIT) - othersAtMost;
+          assert.ok(left >= alwaysKeepPeakPerSecond, `DD_TRACE_RATE_LIMIT leaves ${left}/s, the always-keep peak is ${alwaysKeepPeakPerSecond}/s`);
         });
 
         it(`runs ${service} non-root on a read-only root filesystem with probes on its health routes`, () => {

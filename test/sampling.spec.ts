@@ -1,4 +1,7 @@
 import * as assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import * as path from "node:path";
+import { promisify } from "node:util";
 import { z } from "zod";
 import { HTTP_SERVER_SPAN, SERVICES, TAGS } from "../app/src/tracing/conventions";
 import { parseStackSettings } from "../components/config";
@@ -26,9 +29,27 @@ describe("sampling policy", () => {
       const rules = JSON.parse(env.DD_TRACE_SAMPLING_RULES);
       assert.ok(Array.isArray(rules) && rules.length > 0);
       for (const rule of rules) documentedRule.parse(rule);
-      assert.ok(rules.every((r: { service?: string }) => r.service === service), "each rule is scoped to its service");
+      assert.ok(rules.slice(0, -1).every((r: { service?: string }) => r.service === service), "each rule but the last is scoped to its service");
     });
   }
+
+  it("ends with a catch-all rule at the base rate, capped, in place of dd-trace's own", () => {
+    const rules = samplingRulesFor(prod(), SERVICES.payment);
+    assert.deepEqual(rules.at(-1), { sample_rate: 0.1, max_per_second: 100 });
+  });
+
+  it("caps every sampled rule at sampledRuleMaxPerSecond and no always-keep rule", () => {
+    const policy = parseStackSettings(withValue(rawSettings("prod"), "sampling.sampledRuleMaxPerSecond", 40)).sampling;
+    for (const service of [SERVICES.payment, SERVICES.fraud]) {
+      const rules = samplingRulesFor(policy, service);
+      const kept = rules.filter((r) => r.sample_rate === 1 && (r.tags?.[TAGS.flow] || policy.alwaysKeep.includes(r.name ?? "")));
+      assert.ok(kept.length > 0);
+      for (const r of kept) assert.equal(r.max_per_second, undefined, JSON.stringify(r));
+      const sampled = rules.filter((r) => !kept.includes(r));
+      assert.equal(sampled.length, 3, "two tiers and the base rate");
+      for (const r of sampled) assert.equal(r.max_per_second, 40, JSON.stringify(r));
+    }
+  });
 
   it("keeps every payment trace by matching the local root span, not the business child span", () => {
     const rules = samplingRulesFor(prod(), SERVICES.payment);
@@ -62,7 +83,7 @@ describe("sampling policy", () => {
   it("puts the base rate and rate limit into the tracer env", () => {
     const env = tracerSamplingEnv(parseStackSettings(withValue(rawSettings("prod"), "sampling.baseRate", 0.05)).sampling, SERVICES.payment);
     assert.equal(env.DD_TRACE_SAMPLE_RATE, "0.05");
-    assert.equal(env.DD_TRACE_RATE_LIMIT, "100");
+    assert.equal(env.DD_TRACE_RATE_LIMIT, "500");
   });
 
   it("drops a kept flow from the rules when the policy no longer lists it", () => {
@@ -87,5 +108,66 @@ describe("sampling policy", () => {
 
   it("writes retention rates as the decimal strings Datadog expects", () => {
     assert.deepEqual([0, 1, 0.25, 0.5].map(retentionRate), ["0.0", "1.0", "0.25", "0.5"]);
+  });
+});
+
+/**
+ * Decides `payments` payment-flow roots, each followed by `others` untagged roots and one
+ * premium root, as fast as one process can, with dd-trace's own sampler and the given env
+ * (no agent: `inject` takes the decision and writes it to the headers). Counts what was kept.
+ */
+async function decideInOneProcess(env: Record<string, string>, payments: number, others: number) {
+  const script = `
+    const tracer = require("dd-trace").init();
+    const [payments, others] = process.argv.slice(-2).map(Number);
+    const keep = (tags) => {
+      const headers = {};
+      tracer.inject(tracer.startSpan(${JSON.stringify(HTTP_SERVER_SPAN)}, { tags }).context(), "text_map", headers);
+      return Number(headers["x-datadog-sampling-priority"]) > 0;
+    };
+    const kept = { payments: 0, others: 0 };
+    const started = Date.now();
+    for (let i = 0; i < payments; i++) {
+      if (keep({ ${JSON.stringify(TAGS.flow)}: "payment" })) kept.payments++;
+      for (let k = 0; k < others; k++) if (keep({})) kept.others++;
+      if (keep({ ${JSON.stringify(TAGS.customerTier)}: "premium" })) kept.others++;
+    }
+    console.log(JSON.stringify({ ...kept, ms: Date.now() - started }));
+    process.exit(0);`;
+  const { stdout } = await promisify(execFile)(process.execPath, ["-e", script, String(payments), String(others)], {
+    cwd: path.join(__dirname, "..", "app"), // where dd-trace is a dependency
+    env: {
+      PATH: process.env.PATH,
+      ...env,
+      DD_TRACE_AGENT_URL: "http://127.0.0.1:9", // nothing is flushed before the exit
+      DD_REMOTE_CONFIGURATION_ENABLED: "false",
+      DD_INSTRUMENTATION_TELEMETRY_ENABLED: "false",
+      DD_TRACE_STARTUP_LOGS: "false",
+    },
+  });
+  return JSON.parse(stdout) as { payments: number; others: number; ms: number };
+}
+
+describe("the rendered sampling env under dd-trace's own sampler (one process)", () => {
+  const policy = prod();
+  const others = 10;
+  let kept: Awaited<ReturnType<typeof decideInOneProcess>>;
+
+  before(async function () {
+    this.timeout(30_000);
+    const env = { ...tracerSamplingEnv(policy, SERVICES.payment), DD_SERVICE: SERVICES.payment, DD_ENV: "prod" };
+    kept = await decideInOneProcess(env, policy.alwaysKeepPeakPerSecond, others);
+  });
+
+  it("keeps every payment trace at the peak rate while ten times as many other roots arrive", () => {
+    // The former env (rateLimit 100, no caps) kept 43-48 of these 200: the limiter is shared
+    // by every rule, and the base rate's share of the others took tokens too.
+    assert.equal(kept.payments, policy.alwaysKeepPeakPerSecond, JSON.stringify(kept));
+  });
+
+  it("still stops the other roots at the sampled rules' cap", () => {
+    // Each cap holds per 1-second window of its rule; the decisions span `windows` at most.
+    const windows = Math.floor(kept.ms / 1000) + 1;
+    assert.ok(kept.others > 0 && kept.others <= 3 * policy.sampledRuleMaxPerSecond * windows, JSON.stringify(kept));
   });
 });
