@@ -24,7 +24,7 @@ export const SERVICE_CONFIGS: readonly ServiceConfig[] = [
     title: "traced, prod sampling",
     description:
       "The env the program renders for prod, unchanged: DD_TRACE_SAMPLE_RATE=0.1 plus rules, the first of which keeps " +
-      "every payment-flow root (fastify.request with payments.flow=payment, sample_rate 1), and DD_TRACE_RATE_LIMIT=100. " +
+      "every payment-flow root (fastify.request with payments.flow=payment, sample_rate 1), and DD_TRACE_RATE_LIMIT=500. " +
       "Every trace is built and sent either way; the kept share is what the intake saw as priority 2.",
     overrides: {},
   },
@@ -39,4 +39,5 @@ export const SERVICE_CONFIGS: readonly ServiceConfig[] = [
 
 export const CEILING_DESCRIPTION =
   "pgbench running the payment's own SQL (bench/ledger-transfer.pgbench.sql: idempotency lookup, wallet read, the " +
-  "transfer transaction, the outbox insert) on the same database, at the load generator's concurrency, for the same duration.";
+  "transfer_funds call: transfer, ledger entries and outbox event in one transaction) on the same database, at the load " +
+  "generator's concurrency, for the same duration.";
