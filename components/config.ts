@@ -255,7 +255,7 @@ export const stackConfigSchema = z
         alwaysKeep: z
           .array(z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$/, "must be a span name such as payment.process_payment"))
           .default(["payment.process_payment", "fraud.detection", "user.authentication"]),
-        /** Per customer tier rates (tag business.customer_tier on the root span). */
+        /** Per customer tier rates (tag payments.tier on the root span; see TAGS.rootTier). */
         tierRates: z
           .object({ premium: rate().default(0.3), enterprise: rate().default(0.5) })
           .strict()

@@ -64,7 +64,7 @@ export function samplingRulesFor(policy: SamplingPolicy, service: ServiceName): 
   }
   const cap = policy.sampledRuleMaxPerSecond;
   for (const [tier, rate] of Object.entries(policy.tierRates)) {
-    rules.push({ service, tags: { [TAGS.customerTier]: tier }, sample_rate: rate, max_per_second: cap });
+    rules.push({ service, tags: { [TAGS.rootTier]: tier }, sample_rate: rate, max_per_second: cap });
   }
   // Unscoped: roots named after another service (DD_SERVICE_MAPPING) get the base rate too.
   rules.push({ sample_rate: policy.baseRate, max_per_second: cap });

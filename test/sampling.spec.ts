@@ -69,15 +69,32 @@ describe("sampling policy", () => {
 
   it("samples customer tiers at their rates after the always-kept flows", () => {
     const rules = samplingRulesFor(prod(), SERVICES.payment);
-    const tierRules = rules.filter((r) => r.tags?.[TAGS.customerTier]);
+    const tierRules = rules.filter((r) => r.tags?.[TAGS.rootTier]);
     assert.deepEqual(
-      tierRules.map((r) => [r.tags![TAGS.customerTier], r.sample_rate]),
+      tierRules.map((r) => [r.tags![TAGS.rootTier], r.sample_rate]),
       [
         ["premium", 0.3],
         ["enterprise", 0.5],
       ],
     );
     assert.ok(rules.indexOf(tierRules[0]) > 0, "first match wins: the payment flow rule comes first");
+  });
+
+  it("writes only tag keys that dd-trace reads back unchanged", () => {
+    // dd-trace camel-cases DD_TRACE_SAMPLING_RULES as it parses them, tag keys included: a
+    // rule on `business.customer_tier` would look for `business.customerTier`.
+    const { transformers } = require(require.resolve("dd-trace/packages/dd-trace/src/config/parsers.js", {
+      paths: [path.join(__dirname, "..", "app")],
+    })) as { transformers: { toCamelCase(value: unknown): any } };
+    for (const service of [SERVICES.payment, SERVICES.fraud]) {
+      const rules = samplingRulesFor(prod(), service);
+      const parsed = transformers.toCamelCase(JSON.parse(JSON.stringify(rules))) as Array<{ tags?: object }>;
+      assert.deepEqual(
+        parsed.map((r) => r.tags),
+        rules.map((r) => r.tags),
+        service,
+      );
+    }
   });
 
   it("puts the base rate and rate limit into the tracer env", () => {
@@ -130,11 +147,17 @@ async function decideInOneProcess(env: Record<string, string>, payments: number,
     for (let i = 0; i < payments; i++) {
       if (keep({ ${JSON.stringify(TAGS.flow)}: "payment" })) kept.payments++;
       for (let k = 0; k < others; k++) if (keep({})) kept.others++;
-      if (keep({ ${JSON.stringify(TAGS.customerTier)}: "premium" })) kept.others++;
+      if (keep({ ${JSON.stringify(TAGS.rootTier)}: "premium" })) kept.others++;
     }
     console.log(JSON.stringify({ ...kept, ms: Date.now() - started }));
     process.exit(0);`;
-  const { stdout } = await promisify(execFile)(process.execPath, ["-e", script, String(payments), String(others)], {
+  const stdout = await runWithTracer(script, [String(payments), String(others)], env);
+  return JSON.parse(stdout) as { payments: number; others: number; ms: number };
+}
+
+/** Runs `script` in a fresh Node process with dd-trace resolvable and `env` (plus no agent). */
+async function runWithTracer(script: string, args: string[], env: Record<string, string>): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, ["-e", script, ...args], {
     cwd: path.join(__dirname, "..", "app"), // where dd-trace is a dependency
     env: {
       PATH: process.env.PATH,
@@ -145,7 +168,23 @@ async function decideInOneProcess(env: Record<string, string>, payments: number,
       DD_TRACE_STARTUP_LOGS: "false",
     },
   });
-  return JSON.parse(stdout) as { payments: number; others: number; ms: number };
+  return stdout;
+}
+
+/** How many of `n` roots with `tags` dd-trace's own sampler keeps under `env`. */
+async function decideTagged(env: Record<string, string>, tags: Record<string, string>, n: number): Promise<number> {
+  const script = `
+    const tracer = require("dd-trace").init();
+    const [tags, n] = [JSON.parse(process.argv.at(-2)), Number(process.argv.at(-1))];
+    let kept = 0;
+    for (let i = 0; i < n; i++) {
+      const headers = {};
+      tracer.inject(tracer.startSpan(${JSON.stringify(HTTP_SERVER_SPAN)}, { tags }).context(), "text_map", headers);
+      if (Number(headers["x-datadog-sampling-priority"]) > 0) kept++;
+    }
+    console.log(kept);
+    process.exit(0);`;
+  return Number((await runWithTracer(script, [JSON.stringify(tags), String(n)], env)).trim());
 }
 
 describe("the rendered sampling env under dd-trace's own sampler (one process)", () => {
@@ -163,6 +202,21 @@ describe("the rendered sampling env under dd-trace's own sampler (one process)",
     // The former env (rateLimit 100, no caps) kept 43-48 of these 200: the limiter is shared
     // by every rule, and the base rate's share of the others took tokens too.
     assert.equal(kept.payments, policy.alwaysKeepPeakPerSecond, JSON.stringify(kept));
+  });
+
+  it("samples premium roots, tagged as payment-service tags them, at the premium rate", async function () {
+    this.timeout(30_000);
+    // Caps high enough not to bind: this measures the rule's rate, not its cap.
+    const raw = withValue(withValue(rawSettings("prod"), "sampling.sampledRuleMaxPerSecond", 10_000), "sampling.rateLimit", 50_000);
+    const roomy = parseStackSettings(raw).sampling;
+    const env = { ...tracerSamplingEnv(roomy, SERVICES.payment), DD_SERVICE: SERVICES.payment, DD_ENV: "prod" };
+    const n = 1_000;
+    // The tags annotateRootTier sets on the root.
+    const premium = await decideTagged(env, { [TAGS.rootTier]: "premium", [TAGS.customerTier]: "premium" }, n);
+    // Premium 30 % (expect 300, sd 14.5), not the 10 % base rate (100) a rule that never
+    // matches leaves: dd-trace 5.132.0 with a rule on business.customer_tier kept ~10 %.
+    assert.equal(roomy.tierRates.premium, 0.3);
+    assert.ok(premium > 0.22 * n && premium < 0.38 * n, `${premium} of ${n} premium roots kept`);
   });
 
   it("still stops the other roots at the sampled rules' cap", () => {

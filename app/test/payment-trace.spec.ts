@@ -83,6 +83,7 @@ describe("a payment's trace", function () {
     const root = onlySpan(trace, HTTP_SERVER_SPAN, SERVICES.payment);
     assert.equal(root.meta[TAGS.flow], FLOWS.payment);
     assert.equal(root.meta[TAGS.customerTier], "standard");
+    assert.equal(root.meta[TAGS.rootTier], "standard", "the key the tier sampling rules match");
   });
 
   it("carries the payment's business tags on payment.process_payment", function () {

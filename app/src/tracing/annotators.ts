@@ -46,7 +46,10 @@ export function annotateCustomer(span: Span, customer: CustomerFacts): void {
   });
 }
 
-/** Sets the customer tier on the HTTP root span, where tier-based sampling rules look. */
+/**
+ * Sets the customer tier on the HTTP root span: `payments.tier` for the tier sampling
+ * rules, `business.customer_tier` for searching.
+ */
 export function annotateRootTier(root: Span | null, tier: CustomerTier): void {
-  setTags(root, { [TAGS.customerTier]: tier });
+  setTags(root, { [TAGS.rootTier]: tier, [TAGS.customerTier]: tier });
 }

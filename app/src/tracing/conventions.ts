@@ -71,6 +71,14 @@ export const TAGS = {
    * head-based sampling rules can match the payment flow on the span that decides.
    */
   flow: "payments.flow",
+  /**
+   * The customer tier on the local root span, for the tier sampling rules. Not
+   * `business.customer_tier`: dd-trace (5.132.0, config/parsers.js toCamelCase) camel-cases
+   * every key in DD_TRACE_SAMPLING_RULES, tag keys included, so a rule on a key with `_`
+   * before a letter looks for `business.customerTier` and never matches. Sampling keys
+   * have no `_`.
+   */
+  rootTier: "payments.tier",
 } as const;
 
 /** Values of the `payments.flow` tag on the HTTP root span. */
