@@ -62,7 +62,7 @@ export const DEFAULTS: BenchOptions = {
   warmup: 2,
   warmupPayments: 1500,
   warmupRound: 15,
-  fixedDuration: 3,
+  fixedDuration: 4,
   fixedRate: 20,
   rounds: 3,
   connections: 32,

@@ -18,7 +18,12 @@ export interface PacedLoad {
 
 const pick = (n: number) => 1 + Math.floor(Math.random() * n);
 
-export async function runPacedLoad(load: PacedLoad): Promise<PhaseResult> {
+export interface PacedResult extends PhaseResult {
+  /** Every 2xx answer's latency, ms, in arrival order: rounds are pooled for the percentiles. */
+  readonly samplesMs: number[];
+}
+
+export async function runPacedLoad(load: PacedLoad): Promise<PacedResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const target = new URL("/v1/payments", load.url);
   const total = Math.max(1, Math.round(load.rate * load.durationSec));
@@ -94,5 +99,6 @@ export async function runPacedLoad(load: PacedLoad): Promise<PhaseResult> {
     statusCodes,
     throughput: ok2xx / durationSec,
     latencyMs: summarize(latencies),
+    samplesMs: latencies.map((ms) => Math.round(ms * 1000) / 1000),
   };
 }

@@ -1,13 +1,15 @@
 /**
  * One measured round against a running service pair: a short warm-up (pools reconnect
- * after idling while the other configurations ran), the closed-loop phase, the open-loop
- * fixed-rate phase, then a pause for the tracer's flush so that every span of the round
- * reaches the intake before the next round starts.
+ * after idling while the other configurations ran), the closed-loop phase, a pause until
+ * the database is idle and the tracer has flushed the saturation's spans, the open-loop
+ * fixed-rate phase (so it measures a payment below capacity, not the saturation's
+ * backlog), then a pause for the tracer's flush so that every span of the round reaches
+ * the intake before the next round starts.
  */
 import type { TestDatabase } from "../../app/test/support/database";
 import type { IntakeCounts } from "./intake-process";
 import { failures, runPaymentLoad, type PhaseResult } from "./load";
-import { runPacedLoad } from "./paced";
+import { runPacedLoad, type PacedResult } from "./paced";
 import { waitForQuiet } from "./quiet";
 import { declineReasons, type IntakeProcess, type ServicePair } from "./stand";
 
@@ -35,7 +37,7 @@ export interface CpuSplit {
 export interface MeasuredRound {
   readonly warm: PhaseResult;
   readonly saturation: PhaseResult;
-  readonly fixed?: PhaseResult & { targetRate: number };
+  readonly fixed?: PacedResult & { targetRate: number };
   /** CPU ms of each process during the closed-loop phase. */
   readonly cpuMs: { payment: CpuSplit; fraud: CpuSplit; loadGenerator: number };
   readonly logLines: { payment: number; fraud: number };
@@ -82,6 +84,8 @@ export async function measureRound(
   const traces = await intake.take();
   let fixed: MeasuredRound["fixed"];
   if (plan.fixedRate > 0 && plan.fixedSec > 0) {
+    await waitForQuiet(db);
+    await sleep(FLUSH_WAIT_MS);
     const result = await runPacedLoad({
       url: pair.payment.url,
       rate: plan.fixedRate,
