@@ -1,8 +1,9 @@
 /**
  * Faults around payment-service, each with its defined outcome and no money moved
  * wrongly: fraud-service refused or too slow (fail closed), Redis lost under fraud-service
- * (degraded scoring, held for review), the trace agent closed, refusing or black-holing
- * (payments unaffected, latency close to an agent that works).
+ * (degraded scoring, held for review but not stored, so a retry is scored again), the trace
+ * agent closed, refusing or black-holing (payments unaffected, latency close to an agent that
+ * works).
  */
 import assert from "node:assert/strict";
 import { FAILURE_REASONS, HTTP_SERVER_SPAN, SERVICES, SPANS, TAGS } from "../src/tracing/conventions";
@@ -385,6 +386,11 @@ describe("reliability: faults", function () {
       assert.equal(processPayment.meta[TAGS.finalStatus], "declined");
       assert.equal(processPayment.error, 0, "a hold is a business decline");
 
+      // A hold from a degraded score is not stored: no key replays it (a retry is scored again).
+      const holds = [...during, ...down].filter((r) => r.answer.status === 402);
+      for (const r of holds) assert.equal(r.answer.body?.retryable, true, `${r.key}: ${r.answer.raw}`);
+      assert.deepEqual(await keysStored(holds.map((r) => r.key)), [], "no hold is stored against its key");
+
       // Redis comes back on its port; fraud-service reconnects by itself.
       const logsBefore = fraud.logs.length;
       await redis.startServer();
@@ -393,10 +399,6 @@ describe("reliability: faults", function () {
       assert.deepEqual(tally(recovered.map((r) => r.answer)), { "201": 10 }, "Redis back: payments are allowed again");
       const back = await waitForTrace(wiring.intake, tagged(TAGS.senderId, recovered[0].sender), [SERVICES.payment, SERVICES.fraud]);
       assert.equal(onlySpan(back, SPANS.riskScoring, SERVICES.fraud).meta[TAGS.fraudDegraded], "false");
-
-      // A hold is stored like any decline: its key replays the hold.
-      const replay = await client.pay(payment(held.sender, receiver, 500), held.key);
-      assert.deepEqual({ status: replay.status, body: replay.body }, { status: held.answer.status, body: held.answer.body });
 
       // Money: exactly the allowed payments moved.
       const all = [...before, ...during, ...down, ...recovered];
@@ -413,6 +415,40 @@ describe("reliability: faults", function () {
           tally(down.map((r) => r.answer)),
         )}`,
       );
+    });
+
+    it("answers a degraded hold 402 fraud_review with retryable true and stores nothing for its key; the same key is scored again and pays once Redis is back", async function () {
+      const [sender, receiver] = await wallets("redis_retry", 2, 100_000);
+      const opening = await snapshotLedger(wiring.db.pool);
+      const key = `rel-redis-retry-${process.pid}`;
+      const body = payment(sender, receiver, 700);
+
+      // Gone for fraud-service once its first reconnect fails (a quick restart would go unnoticed).
+      const logsUp = fraud.logs.length;
+      await redis.kill();
+      await fraud.waitForLog((l) => l.msg === "redis unavailable" && fraud.logs.indexOf(l) >= logsUp);
+      const held = await client.pay(body, key);
+      assert.equal(outcome(held), `402 ${FAILURE_REASONS.fraudReview}`, held.raw);
+      assert.equal(held.body?.retryable, true, "a hold from a degraded score says the client may retry");
+      assert.equal(typeof held.body?.transaction_id, "string");
+      assert.deepEqual(await keysStored([key]), [], "a degraded hold is not stored against its key");
+
+      const logsDown = fraud.logs.length;
+      await redis.startServer();
+      await fraud.waitForLog((l) => l.msg === "redis available again" && fraud.logs.indexOf(l) >= logsDown, 15_000);
+      const retried = await client.pay(body, key);
+      assert.equal(retried.status, 201, `the retry is scored again: ${retried.raw}`);
+      assert.notEqual(retried.body?.transaction_id, held.body?.transaction_id);
+      const row = (await transactionsByKey(wiring.db.pool)).get(key);
+      assert.deepEqual({ status: row?.status, id: row?.id }, { status: "completed", id: retried.body?.transaction_id });
+      const again = await client.pay(body, key);
+      assert.deepEqual({ status: again.status, body: again.body }, { status: 201, body: retried.body }, "now the key replays the payment");
+
+      const balances = await snapshotBalances(wiring.db.pool);
+      assert.equal(balances.get(`${sender}/USD`), 99_300n, "the money moved once");
+      assert.equal(balances.get(`${receiver}/USD`), 100_700n);
+      const audit = await auditLedger(wiring.db.pool, opening);
+      assert.equal(audit.violations.length, 0, describeViolations(audit.violations));
     });
   });
 });

@@ -21,18 +21,30 @@ export const FAILURE_STATUS: Readonly<Record<FailureReason, number>> = {
   [FAILURE_REASONS.idempotencyKeyReused]: 422,
 };
 
+export interface DeclineOptions {
+  /**
+   * The decline rests on a transient fault, not on the request (fraud-service held or
+   * blocked it having scored without the sender's history), so a retry may decide otherwise: it is
+   * answered with `retryable: true` and not stored. Default false: stored for replay.
+   */
+  readonly retryable?: boolean;
+}
+
 /**
  * A business decline: the request was understood and refused. The step that declines
  * throws it (so its span records error.type/message); the flow turns it into a 4xx answer
- * that is stored for replay.
+ * that is stored for replay, unless it is retryable.
  */
 export class PaymentDeclined extends Error {
   override readonly name = "PaymentDeclined";
+  readonly retryable: boolean;
   constructor(
     readonly reason: FailureReason,
     message: string,
+    options: DeclineOptions = {},
   ) {
     super(message);
+    this.retryable = options.retryable ?? false;
   }
 }
 
@@ -41,8 +53,10 @@ export class FraudServiceUnavailable extends Error {
   override readonly name = "FraudServiceUnavailable";
 }
 
-export function declineOutcome(reason: FailureReason, message: string, transactionId: string): PaymentOutcome {
-  return { status: FAILURE_STATUS[reason], body: { error: reason, message, transaction_id: transactionId } };
+/** A retryable decline keeps its status and code (clients handle those) and says it may be retried. */
+export function declineOutcome(declined: PaymentDeclined, transactionId: string): PaymentOutcome {
+  const body = { error: declined.reason, message: declined.message, transaction_id: transactionId };
+  return { status: FAILURE_STATUS[declined.reason], body: declined.retryable ? { ...body, retryable: true } : body };
 }
 
 /** 5xx answers are not stored: the client may retry them with the same key. */

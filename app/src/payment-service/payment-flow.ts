@@ -160,7 +160,11 @@ function validate(
   );
 }
 
-/** fraud.detection: the fraud-service call. Blocked and held payments are declined. */
+/**
+ * fraud.detection: the fraud-service call. Blocked and held payments are declined; a
+ * decline from a degraded score (no sender history: Redis down or slow, so every device
+ * looks new) is retryable, so a transient fault does not decline the request for good.
+ */
 function scoreFraud(
   deps: PaymentDeps,
   request: PaymentRequest,
@@ -191,10 +195,14 @@ function scoreFraud(
       });
       setTags(payment, { [TAGS.fraudRiskScore]: score.risk_score, [TAGS.fraudAction]: score.decision });
       if (score.decision === "block") {
-        throw new PaymentDeclined(FAILURE_REASONS.fraudBlocked, "payment blocked by fraud screening");
+        throw new PaymentDeclined(FAILURE_REASONS.fraudBlocked, "payment blocked by fraud screening", {
+          retryable: score.degraded,
+        });
       }
       if (score.decision === "review") {
-        throw new PaymentDeclined(FAILURE_REASONS.fraudReview, "payment held for fraud review");
+        throw new PaymentDeclined(FAILURE_REASONS.fraudReview, "payment held for fraud review", {
+          retryable: score.degraded,
+        });
       }
       return score;
     },
@@ -250,6 +258,10 @@ function transfer(deps: PaymentDeps, tx: TransactionRecord): Promise<PaymentOutc
   );
 }
 
+/**
+ * Answers a decline and stores it against the key, so a retry replays it. A retryable one is
+ * only answered: stored, it would replay a transient fault's answer for good.
+ */
 async function decline(
   deps: PaymentDeps,
   span: Span,
@@ -257,7 +269,11 @@ async function decline(
   declined: PaymentDeclined,
 ): Promise<PaymentOutcome> {
   setTags(span, { [TAGS.failureReason]: declined.reason, [TAGS.finalStatus]: "declined" });
-  const outcome = declineOutcome(declined.reason, declined.message, tx.id);
+  const outcome = declineOutcome(declined, tx.id);
+  if (declined.retryable) {
+    deps.logger.info({ transaction_id: tx.id, reason: declined.reason, retryable: true }, "payment declined");
+    return outcome;
+  }
   let recorded: boolean;
   try {
     recorded = await recordDecline(deps.pool, tx, declined.reason, outcome);
