@@ -1,5 +1,6 @@
 /**
  * npx tsx bench/experiments.ts [--variants a,b,… --cycles 3 --mode side-by-side|alternate --duration 8 --connections 32]
+ * npx tsx bench/experiments.ts --variants vs-earlier,untraced-vs-earlier --earlier <app/ of an earlier commit, built>
  *
  * Measures candidate hot-path changes against the prod-traced baseline without editing
  * app/: each variant is the baseline plus env changes and/or a rewrite of a compiled
@@ -10,7 +11,8 @@
  * per variant the CPU per payment (payment-service + fraud-service, /proc) and payments/s
  * against its reference. Writes bench/results/experiments.json and .md.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ensureBuilt } from "../app/test/support/services";
@@ -47,6 +49,10 @@ interface Variant {
   readonly against?: string;
   readonly env?: ServiceOverrides;
   readonly patches?: readonly Patch[];
+  /** Runs the app built from an earlier commit (--earlier <its app/ dir>) instead of this one. */
+  readonly earlier?: boolean;
+  /** Only ever the reference of another variant: not measured against the baseline itself. */
+  readonly referenceOnly?: boolean;
 }
 
 const SET_TAGS_LOOP = `    for (const [key, value] of Object.entries(tags)) {
@@ -100,7 +106,27 @@ export const VARIANTS: readonly Variant[] = [
     base: "traced-prod",
     patches: [{ file: "ledger/db.js", append: "exports.dbQuery = function dbQuery(pool, operation, text, values = []) {\n    return pool.query(text, values);\n};" }],
   },
+  // This code against an earlier commit's, side by side (needs --earlier): what a change bought.
+  { id: "earlier", description: "the earlier commit's app, traced, prod sampling", base: "traced-prod", earlier: true, referenceOnly: true },
+  { id: "earlier-untraced", description: "the earlier commit's app, untraced", base: "untraced", earlier: true, referenceOnly: true },
+  {
+    id: "vs-earlier",
+    description: "this app, traced with prod sampling, side by side with the earlier commit's (--earlier)",
+    base: "traced-prod",
+    against: "earlier",
+  },
+  {
+    id: "untraced-vs-earlier",
+    description: "this app, untraced, side by side with the earlier commit's, untraced (--earlier)",
+    base: "untraced",
+    against: "earlier-untraced",
+  },
 ];
+
+const needsEarlier = (id: string): boolean => {
+  const variant = VARIANTS.find((v) => v.id === id)!;
+  return Boolean(variant.earlier || (variant.against && needsEarlier(variant.against)));
+};
 
 interface Options {
   /** side-by-side: each variant runs at the same time as the one it is compared with, half the connections each; alternate: one after the other. */
@@ -116,12 +142,14 @@ interface Options {
   connections: number;
   wallets: number;
   out: string;
+  /** app/ of an earlier commit, built (npx tsc -p tsconfig.build.json), for the *-vs-earlier variants. */
+  earlier?: string;
 }
 
 function parse(argv: readonly string[]): Options {
   const options: Options = {
     mode: "side-by-side",
-    variants: VARIANTS.map((v) => v.id),
+    variants: VARIANTS.filter((v) => !needsEarlier(v.id)).map((v) => v.id),
     cycles: 3,
     warmup: 2,
     warmupRound: 10,
@@ -150,13 +178,28 @@ function parse(argv: readonly string[]): Options {
       if (value !== "side-by-side" && value !== "alternate") throw new Error("--mode is side-by-side or alternate");
       options.mode = value;
     } else if (m[1] === "out") options.out = value;
+    else if (m[1] === "earlier") options.earlier = path.resolve(value);
     else if (m[1] in options) (options as unknown as Record<string, number>)[m[1]] = Number(value);
     else throw new Error(`unknown option --${m[1]}`);
+  }
+  const missing = options.variants.filter(needsEarlier);
+  if (missing.length && !options.earlier) throw new Error(`${missing.join(", ")} need --earlier <app dir of an earlier build>`);
+  if (options.earlier && !existsSync(path.join(options.earlier, "dist/src/payment-service/main.js"))) {
+    throw new Error(`--earlier ${options.earlier}: no dist/src/payment-service/main.js (build it first)`);
   }
   return options;
 }
 
 const log = (message: string) => process.stderr.write(`${message}\n`);
+
+/** "commit <short sha> (<subject>)" of the checkout holding `dir`, or what git said. */
+function describeCommit(dir: string): string {
+  try {
+    return `commit ${execFileSync("git", ["-C", dir, "log", "-1", "--format=%h (%s)"], { encoding: "utf8" }).trim()}`;
+  } catch (error) {
+    return `unknown commit (${(error as Error).message.split("\n")[0]})`;
+  }
+}
 
 interface VariantRound {
   readonly variant: string;
@@ -281,6 +324,7 @@ async function main(): Promise<void> {
       db,
       redisPrefix: `${redisPrefix}${tag}:`,
       overrides: { ...base.overrides, ...variant.env, ...extra },
+      appDir: variant.earlier ? options.earlier : undefined,
     });
     running.add(pair);
     for (const patch of variant.patches ?? []) {
@@ -305,6 +349,7 @@ async function main(): Promise<void> {
       for (const id of options.variants) {
         if (id === "baseline") continue;
         const variant = VARIANTS.find((v) => v.id === id)!;
+        if (variant.referenceOnly) continue;
         const againstId = variant.against ?? "baseline";
         const mine = await startVariant(id, id);
         const theirs = await startVariant(againstId, `${id}-reference`);
@@ -421,20 +466,22 @@ async function main(): Promise<void> {
     let own = rounds.filter((r) => r.variant === id);
     let paired: { cpu: number; cpuRatio: number; throughputRatio: number }[];
     if (options.mode === "side-by-side") {
-      if (id === "baseline") {
-        // The baseline as measured next to each variant compared with it.
+      const asReference = own.length === 0;
+      if (asReference) {
+        // A reference (the baseline, an earlier build) as measured next to each variant compared with it.
         own = rounds
-          .filter((r) => r.against === "baseline" && r.reference)
-          .map((r) => ({ ...r, variant: "baseline", load: r.reference!.load, cpu: r.reference!.cpu, logLinesPerPayment: r.reference!.logLinesPerPayment }));
+          .filter((r) => r.against === id && r.reference)
+          .map((r) => ({ ...r, variant: id, load: r.reference!.load, cpu: r.reference!.cpu, logLinesPerPayment: r.reference!.logLinesPerPayment }));
       }
-      paired = own
-        .filter((r) => r.reference && r.variant === id)
-        .map((r) => ({
-          cpu: cpuOf(r.cpu) - cpuOf(r.reference!.cpu),
-          cpuRatio: cpuOf(r.cpu) / cpuOf(r.reference!.cpu),
-          throughputRatio: r.load.throughput / r.reference!.load.throughput,
-        }));
-      if (id === "baseline") paired = [];
+      paired = asReference
+        ? []
+        : own
+            .filter((r) => r.reference)
+            .map((r) => ({
+              cpu: cpuOf(r.cpu) - cpuOf(r.reference!.cpu),
+              cpuRatio: cpuOf(r.cpu) / cpuOf(r.reference!.cpu),
+              throughputRatio: r.load.throughput / r.reference!.load.throughput,
+            }));
     } else {
       paired = own.map((r) => {
         const base = rounds.find((b) => b.variant === "baseline" && b.cycle === r.cycle)!;
@@ -449,7 +496,7 @@ async function main(): Promise<void> {
     const spans = median(own.map((r) => r.spansPerPayment));
     return {
       id,
-      against: id === "baseline" ? undefined : (options.mode === "side-by-side" ? variant.against ?? "baseline" : "baseline"),
+      against: id === "baseline" || variant.referenceOnly ? undefined : (options.mode === "side-by-side" ? variant.against ?? "baseline" : "baseline"),
       description: variant.description,
       rounds: own.length,
       throughput: m((r) => r.load.throughput),
@@ -490,6 +537,7 @@ async function main(): Promise<void> {
           `(discarded), then per round ${options.warmup} s of load + ${options.duration} s measured · `) +
       `wall time ${wallSeconds} s · ` +
       `load average ${machine.loadAverageAtStart.join("/")} → ${report.machine.loadAverageAtEnd.join("/")}`,
+    ...(options.earlier ? ["", `Earlier build: ${describeCommit(options.earlier)}, compiled in ${options.earlier}.`] : []),
     "",
     "CPU = user + system time of the process during the measured phase ÷ payments answered 201. " +
       (options.mode === "side-by-side"
@@ -499,7 +547,7 @@ async function main(): Promise<void> {
     "",
     "| variant | compared with | payments/s | p99 ms | CPU ms per payment (payment + fraud) | CPU change | payments/s ratio | log lines per payment | failed |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ...summary.map(
+    ...summary.filter((s) => s.rounds > 0).map(
       (s) =>
         `| ${s.id} | ${s.against ?? "–"} | ${s.throughput.toFixed(1)} | ${s.p99.toFixed(1)} | ${s.cpuPayment.toFixed(2)} + ${s.cpuFraud.toFixed(2)} | ` +
         `${s.against === undefined ? "–" : `${s.cpuDeltaVsBaseline >= 0 ? "+" : ""}${s.cpuDeltaVsBaseline.toFixed(2)} ms (×${s.cpuRatioVsBaseline.toFixed(2)}; ${s.cpuRatioPerCycle.map((r) => r.toFixed(2)).join(", ")})`} | ` +
@@ -507,7 +555,7 @@ async function main(): Promise<void> {
         `${s.logLinesPerPayment.toFixed(1)} | ${s.failed} / ${s.requests} |`,
     ),
     "",
-    ...summary.map((s) => `- **${s.id}**: ${s.description}`),
+    ...summary.filter((s) => s.rounds > 0).map((s) => `- **${s.id}**: ${s.description}`),
     "",
   ];
   writeFileSync(path.join(options.out, "experiments.md"), `${lines.join("\n")}\n`);

@@ -290,6 +290,8 @@ export interface PairOptions {
   /** Extra env for payment-service only (e.g. NODE_OPTIONS for the profiler). */
   readonly paymentExtra?: ServiceOverrides;
   readonly fraudExtra?: ServiceOverrides;
+  /** Another compiled copy of app/ to run (default: this one). */
+  readonly appDir?: string;
 }
 
 /**
@@ -312,6 +314,7 @@ export async function startPair(options: PairOptions): Promise<ServicePair> {
         REDIS_KEY_PREFIX: redisPrefix,
         ...options.fraudExtra,
       }),
+      options.appDir,
     ),
   );
   let payment: BenchService;
@@ -325,6 +328,7 @@ export async function startPair(options: PairOptions): Promise<ServicePair> {
           FRAUD_SERVICE_URL: fraud.url,
           ...options.paymentExtra,
         }),
+        options.appDir,
       ),
     );
   } catch (error) {

@@ -80,6 +80,20 @@ export interface TransactionRecord {
   readonly paymentMethodType: string;
 }
 
+/** The request's columns of a `transactions` row, in table order: $1 … $8 of both writes below. */
+function transactionColumns(tx: TransactionRecord): unknown[] {
+  return [
+    tx.id,
+    tx.idempotencyKey,
+    tx.requestHash,
+    tx.senderId,
+    tx.receiverId,
+    tx.amount,
+    tx.currency,
+    tx.paymentMethodType,
+  ];
+}
+
 /**
  * Records a declined request so a retry with its key gets the same answer. Returns false
  * when another request with the key got there first.
@@ -97,19 +111,7 @@ export async function recordDecline(
                                payment_method_type, status, failure_reason, response_status, response_body)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'declined', $9, $10, $11)
      ON CONFLICT (idempotency_key) DO NOTHING`,
-    [
-      tx.id,
-      tx.idempotencyKey,
-      tx.requestHash,
-      tx.senderId,
-      tx.receiverId,
-      tx.amount,
-      tx.currency,
-      tx.paymentMethodType,
-      reason,
-      outcome.status,
-      JSON.stringify(outcome.body),
-    ],
+    [...transactionColumns(tx), reason, outcome.status, JSON.stringify(outcome.body)],
   );
   return rowCount === 1;
 }
@@ -143,14 +145,7 @@ export async function transferFunds(
       "transfer_funds",
       `SELECT transfer_funds($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS result`,
       [
-        tx.id,
-        tx.idempotencyKey,
-        tx.requestHash,
-        tx.senderId,
-        tx.receiverId,
-        tx.amount,
-        tx.currency,
-        tx.paymentMethodType,
+        ...transactionColumns(tx),
         outcome.status,
         JSON.stringify(outcome.body),
         event.type,

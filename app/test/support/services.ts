@@ -12,8 +12,8 @@ import { SERVICES, type ServiceName } from "../../src/tracing/conventions";
 const APP_DIR = path.resolve(__dirname, "../..");
 const REPO_DIR = path.resolve(APP_DIR, "..");
 const ENTRY_POINTS: Record<ServiceName, string> = {
-  [SERVICES.payment]: path.join(APP_DIR, "dist/src/payment-service/main.js"),
-  [SERVICES.fraud]: path.join(APP_DIR, "dist/src/fraud-service/main.js"),
+  [SERVICES.payment]: "dist/src/payment-service/main.js",
+  [SERVICES.fraud]: "dist/src/fraud-service/main.js",
 };
 
 /** The image runs Node 22: use that binary when the optional dependency is installed. */
@@ -203,11 +203,20 @@ function assertNoTracerInTestProcess(): void {
   }
 }
 
-/** Spawns the service and resolves once it logged the port it listens on. */
-export async function startService(service: ServiceName, env: Record<string, string>): Promise<RunningService> {
+/**
+ * Spawns the service and resolves once it logged the port it listens on. `appDir`: another
+ * compiled copy of app/ (the benchmark compares an earlier commit side by side), built by
+ * the caller; by default this one, built here.
+ */
+export async function startService(
+  service: ServiceName,
+  env: Record<string, string>,
+  appDir: string = APP_DIR,
+): Promise<RunningService> {
   assertNoTracerInTestProcess();
-  await ensureBuilt();
-  const child = spawn(SERVICE_NODE, [ENTRY_POINTS[service]], { cwd: APP_DIR, env, stdio: ["ignore", "pipe", "pipe"] });
+  if (appDir === APP_DIR) await ensureBuilt();
+  const entry = path.join(appDir, ENTRY_POINTS[service]);
+  const child = spawn(SERVICE_NODE, [entry], { cwd: appDir, env, stdio: ["ignore", "pipe", "pipe"] });
   const instance = new RunningService(service, child);
   running.add(instance);
   instance.exited.then(() => running.delete(instance));
@@ -223,7 +232,11 @@ export async function runToExit(
   timeoutMs = 10_000,
 ): Promise<{ code: number | null; output: string }> {
   await ensureBuilt();
-  const child = spawn(SERVICE_NODE, [ENTRY_POINTS[service]], { cwd: APP_DIR, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(SERVICE_NODE, [path.join(APP_DIR, ENTRY_POINTS[service])], {
+    cwd: APP_DIR,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const instance = new RunningService(service, child);
   running.add(instance);
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
