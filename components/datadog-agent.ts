@@ -17,8 +17,9 @@
  *   (metrics.eks.amazonaws.com), `/metrics/slis` and an unscoped `get` on leases are left out.
  * - One switch, `apm.socketEnabled`, governs the host directory /var/run/datadog and both
  *   Unix sockets in it (APM and DogStatsD); the chart has a separate `dogstatsd.useSocketVolume`.
- * - No `checksum/api_key` pod annotation: rotating the key needs a rollout restart of the
- *   DaemonSet (the chart's annotation does that on `helm upgrade`).
+ * - The checksum annotation that rolls the DaemonSet when the API key changes is named after
+ *   the Secret, `checksum/datadog-agent-api-key` (the chart's is `checksum/api_key`), and
+ *   hashes the Secret's data only, not the whole rendered Secret manifest (secret-checksum.ts).
  * - A required node affinity keeps pods off EKS Fargate nodes, which run no DaemonSets: a
  *   catch-all toleration would otherwise leave pods Pending there and stall the rollout.
  * - DD_TAGS is space-separated, the chart's long-standing form (recent chart versions render
@@ -29,6 +30,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { secretChecksumAnnotations } from "./secret-checksum";
 
 /** Host directory holding the Agent's Unix sockets; app pods mount it by hostPath. */
 export const APM_SOCKET_DIR = "/var/run/datadog";
@@ -70,7 +72,7 @@ export interface DatadogAgentArgs {
   readonly globalTags: Readonly<Record<string, string>>;
   /** Pinned Agent image, e.g. gcr.io/datadoghq/agent:7.81.1. */
   readonly image: string;
-  /** The API key, a secret Output: it only ever goes into the Secret. */
+  /** The API key, a secret Output: it only ever goes into the Secret (its hash, into the pod template). */
   readonly apiKey: pulumi.Input<string>;
   /** Trace intake: the Unix socket, hostPort `port` on every node, or both. */
   readonly apm: { readonly socketEnabled: boolean; readonly portEnabled: boolean; readonly port: number };
@@ -325,12 +327,13 @@ export class DatadogAgent extends pulumi.ComponentResource {
     );
     const namespace = ns.metadata.name;
 
+    const secretData = { [API_KEY_SECRET_KEY]: args.apiKey };
     const secret = new k8s.core.v1.Secret(
       `${name}-api-key`,
       {
         metadata: { name: names.secret, namespace, labels },
         type: "Opaque",
-        stringData: { [API_KEY_SECRET_KEY]: args.apiKey },
+        stringData: secretData,
       },
       // The SDK marks these too; stated here so the key's secrecy does not hinge on that.
       { parent: this, additionalSecretOutputs: ["data", "stringData"] },
@@ -392,6 +395,8 @@ export class DatadogAgent extends pulumi.ComponentResource {
                 "admission.datadoghq.com/enabled": "false",
                 "agent.datadoghq.com/component": "agent",
               },
+              // A new API key changes the template and rolls the pods (env is read at start).
+              annotations: secretChecksumAnnotations(names.secret, secretData),
             },
             spec: {
               serviceAccountName: names.serviceAccount,

@@ -4,6 +4,7 @@ import { DEFAULT_PORT, ROUTES, type ServiceName } from "../app/src/tracing/conve
 import { APM_SOCKET_DIR, APM_SOCKET_PATH } from "./datadog-agent";
 import type { ResourceSettings } from "./datadog-agent";
 import { tracerSamplingEnv, type SamplingPolicy } from "./sampling";
+import { secretChecksumAnnotations } from "./secret-checksum";
 
 /** How pods on a node reach the node's trace-agent. Mirrors the Agent's `apm` settings. */
 export interface AgentConnection {
@@ -35,7 +36,10 @@ export interface TracedServiceArgs {
   readonly agent: AgentConnection;
   /** Plain (non-secret) app settings as env. */
   readonly appEnv: Readonly<Record<string, string>>;
-  /** Secret app settings: stored in a Secret of the service, referenced by secretKeyRef. */
+  /**
+   * Secret app settings: stored in a Secret of the service, referenced by secretKeyRef; a
+   * checksum of them on the pod template rolls the Deployment when one changes.
+   */
   readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
 }
 
@@ -108,7 +112,8 @@ export class TracedService extends pulumi.ComponentResource {
     const env = serviceEnv(args);
 
     const secretEnv = args.secretEnv ?? {};
-    if (Object.keys(secretEnv).length > 0) {
+    const readsSecret = Object.keys(secretEnv).length > 0;
+    if (readsSecret) {
       new k8s.core.v1.Secret(
         `${name}-secrets`,
         {
@@ -138,7 +143,11 @@ export class TracedService extends pulumi.ComponentResource {
           selector: { matchLabels: labels },
           strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
           template: {
-            metadata: { labels: podLabels },
+            metadata: {
+              labels: podLabels,
+              // A new secret value changes the template and rolls the pods (env is read at start).
+              ...(readsSecret ? { annotations: secretChecksumAnnotations(secretNameFor(args.service), secretEnv) } : {}),
+            },
             spec: {
               automountServiceAccountToken: false,
               terminationGracePeriodSeconds: 30,

@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
@@ -15,6 +16,7 @@ import {
 } from "../components/datadog-agent";
 import { type ProgramRun, type RecordedResource, runUnderMocks } from "../scripts/mock-engine";
 import { assertValidKubernetesObjects } from "../scripts/k8s-schema";
+import { pathsContaining } from "./support/paths-containing";
 
 const API_KEY_SENTINEL = "dd-api-key-SENTINEL-4f1c9a";
 
@@ -88,14 +90,6 @@ function envMap(env: readonly any[]): Record<string, any> {
 }
 const mountsOf = (c: any) => Object.fromEntries((c.volumeMounts ?? []).map((m: any) => [m.mountPath, m]));
 const volumesOf = (r: Rendered) => Object.fromEntries(podSpec(r).volumes.map((v: any) => [v.name, v]));
-
-/** Paths to every string in a value that contains `needle`. */
-function pathsContaining(value: unknown, needle: string, at = ""): string[] {
-  if (typeof value === "string") return value.includes(needle) ? [at] : [];
-  if (Array.isArray(value)) return value.flatMap((v, i) => pathsContaining(v, needle, `${at}[${i}]`));
-  if (value && typeof value === "object") return Object.entries(value).flatMap(([k, v]) => pathsContaining(v, needle, at ? `${at}.${k}` : k));
-  return [];
-}
 
 describe("DatadogAgent", () => {
   describe("agentEnv", () => {
@@ -250,6 +244,28 @@ describe("DatadogAgent", () => {
         assert.deepEqual(Object.keys(secret.inputs.stringData), ["api-key"]);
         assert.deepEqual(pathsContaining(r.run.outputs, API_KEY_SENTINEL), [], mode);
       }
+    });
+
+    it("annotates the pod template with the SHA-256 of the Secret's data, marked secret, so a new key rolls the pods", () => {
+      const expected = createHash("sha256").update(`{"api-key":"${API_KEY_SENTINEL}"}`, "utf8").digest("hex");
+      const annotation = "spec.template.metadata.annotations.checksum/datadog-agent-api-key";
+      for (const mode of modes) {
+        const ds = only(rendered[mode], "kubernetes:apps/v1:DaemonSet");
+        assert.deepEqual(ds.inputs.spec.template.metadata.annotations, { "checksum/datadog-agent-api-key": expected }, mode);
+        assert.ok(ds.secretPaths.some((p) => annotation === p || annotation.startsWith(`${p}.`)), `${mode}: checksum not secret (${ds.secretPaths})`);
+        assert.equal(only(rendered[mode], "kubernetes:core/v1:Secret").inputs.metadata.annotations, undefined, `${mode}: the Secret itself carries no checksum`);
+      }
+    });
+
+    it("marks the checksum secret even when the API key is passed as plain text", async () => {
+      const run = await runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
+        const provider = new k8s.Provider("eks-k8s", { kubeconfig: "{}" });
+        new DatadogAgent("datadog-agent", baseArgs(MODES["socket only"], API_KEY_SENTINEL), { provider });
+      });
+      const ds = run.resources.find((x) => x.type === "kubernetes:apps/v1:DaemonSet")!;
+      const annotation = "spec.template.metadata.annotations.checksum/datadog-agent-api-key";
+      assert.match(ds.inputs.spec.template.metadata.annotations["checksum/datadog-agent-api-key"], /^[0-9a-f]{64}$/);
+      assert.ok(ds.secretPaths.some((p) => annotation === p || annotation.startsWith(`${p}.`)), `checksum not secret (${ds.secretPaths})`);
     });
 
     it("names every object explicitly, in the datadog namespace it creates", () => {

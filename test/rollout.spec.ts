@@ -1,0 +1,155 @@
+import * as assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { SERVICES } from "../app/src/tracing/conventions";
+import { canonicalSecretData, secretChecksumAnnotation, secretDataChecksum } from "../components/secret-checksum";
+import { kubernetesObjects, type KubernetesObject } from "../scripts/manifests";
+import { runStack, type ProgramRun, type RecordedResource } from "../scripts/mock-engine";
+import { pathsContaining } from "./support/paths-containing";
+
+/** Computed here with node:crypto directly, so the component's own helper is not its own oracle. */
+const sha256 = (text: string) => createHash("sha256").update(Buffer.from(text, "utf8")).digest("hex");
+
+// Not hex, so a 64-hex checksum can never contain them by chance.
+const FIRST = {
+  "datadog:apiKey": "dd-api-key-first-QZ",
+  "datadog:appKey": "dd-app-key-first-QZ",
+  "payments-apm:databasePassword": "db-password-first-QZ",
+};
+const NEW_API_KEY = { ...FIRST, "datadog:apiKey": "dd-api-key-rotated-QZ" };
+const NEW_PASSWORD = { ...FIRST, "payments-apm:databasePassword": "db-password-rotated-QZ" };
+const ALL_SECRET_VALUES = [...new Set([...Object.values(FIRST), ...Object.values(NEW_API_KEY), ...Object.values(NEW_PASSWORD)])];
+
+const AGENT_CHECKSUM = "checksum/datadog-agent-api-key";
+const PAYMENT_CHECKSUM = "checksum/payment-service-secrets";
+/** What each rendered Secret holds, as the Secret's stringData would be written by hand. */
+const expectedAgentChecksum = (secrets: typeof FIRST) => sha256(`{"api-key":"${secrets["datadog:apiKey"]}"}`);
+const expectedPaymentChecksum = (secrets: typeof FIRST) => sha256(`{"PGPASSWORD":"${secrets["payments-apm:databasePassword"]}"}`);
+
+function resource(run: ProgramRun, kind: string, name: string): { resource: RecordedResource; object: KubernetesObject } {
+  const found = kubernetesObjects(run).find((o) => o.object.kind === kind && o.object.metadata.name === name);
+  assert.ok(found, `no ${kind} ${name}`);
+  return found;
+}
+const podTemplate = (run: ProgramRun, kind: string, name: string) => (resource(run, kind, name).object.spec as any).template;
+const podAnnotations = (run: ProgramRun, kind: string, name: string): Record<string, string> => podTemplate(run, kind, name).metadata.annotations ?? {};
+const agentAnnotations = (run: ProgramRun) => podAnnotations(run, "DaemonSet", "datadog-agent");
+const paymentAnnotations = (run: ProgramRun) => podAnnotations(run, "Deployment", SERVICES.payment);
+/** The pod template with its annotations removed: what a checksum change must leave alone. */
+function templateWithoutAnnotations(run: ProgramRun, kind: string, name: string): unknown {
+  const t = structuredClone(podTemplate(run, kind, name));
+  delete t.metadata.annotations;
+  return t;
+}
+/** Every checksum annotation the run puts on a pod template, as `Kind/name annotation → value`. */
+function checksumAnnotations(run: ProgramRun): Record<string, string> {
+  const found: Record<string, string> = {};
+  for (const { object } of kubernetesObjects(run)) {
+    const annotations: Record<string, string> = (object.spec as any)?.template?.metadata?.annotations ?? {};
+    for (const [k, v] of Object.entries(annotations)) if (k.startsWith("checksum/")) found[`${object.kind}/${object.metadata.name} ${k}`] = v;
+  }
+  return found;
+}
+
+describe("rolling the pods when a secret changes", () => {
+  describe("secretDataChecksum", () => {
+    it("is the SHA-256 hex of the Secret's data as compact JSON with sorted keys, in UTF-8", () => {
+      // Known answer, from `printf '%s' '{"api-key":"PLACEHOLDER-SECRET(datadog:apiKey)"}' | sha256sum`.
+      assert.equal(secretDataChecksum({ "api-key": "PLACEHOLDER-SECRET(datadog:apiKey)" }), "948a4cf0b096370b920833648c92a10c4b475452f7ed7b73654fa368725bfe7f");
+      assert.equal(canonicalSecretData({ b: "2", a: "1", "a-b": "3" }), '{"a":"1","a-b":"3","b":"2"}');
+      assert.equal(secretDataChecksum({ PGPASSWORD: "pässwörd \"quoted\"" }), sha256('{"PGPASSWORD":"pässwörd \\"quoted\\""}'));
+    });
+
+    it("does not depend on key order, and changes with any value or key", () => {
+      const base = secretDataChecksum({ A: "1", B: "2" });
+      assert.equal(secretDataChecksum({ B: "2", A: "1" }), base);
+      assert.notEqual(secretDataChecksum({ A: "1", B: "3" }), base, "a new value");
+      assert.notEqual(secretDataChecksum({ A: "1", C: "2" }), base, "a renamed key");
+      assert.notEqual(secretDataChecksum({ A: "1" }), base, "a removed key");
+      assert.notEqual(secretDataChecksum({ A: "1", B: "2", C: "" }), base, "an added key");
+    });
+
+    it("names the annotation after the Secret, as a valid annotation key", () => {
+      for (const secret of ["datadog-agent-api-key", "payment-service-secrets"]) {
+        const key = secretChecksumAnnotation(secret);
+        assert.equal(key, `checksum/${secret}`);
+        assert.match(key.split("/")[1], /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "the name part of a qualified name");
+      }
+    });
+  });
+
+  describe("index.ts under the mock engine (prod), rendered with different secrets", () => {
+    const runs = {} as { first: ProgramRun; newApiKey: ProgramRun; newPassword: ProgramRun };
+    before(async function () {
+      this.timeout(60_000);
+      runs.first = await runStack("prod", { secrets: FIRST });
+      runs.newApiKey = await runStack("prod", { secrets: NEW_API_KEY });
+      runs.newPassword = await runStack("prod", { secrets: NEW_PASSWORD });
+    });
+
+    it("annotates the Agent's pod template with the SHA-256 of exactly what its Secret holds", () => {
+      assert.equal(agentAnnotations(runs.first)[AGENT_CHECKSUM], expectedAgentChecksum(FIRST));
+      const secret = resource(runs.first, "Secret", "datadog-agent-api-key").object as any;
+      assert.equal(agentAnnotations(runs.first)[AGENT_CHECKSUM], sha256(JSON.stringify(secret.stringData)));
+    });
+
+    it("annotates payment-service's pod template with the SHA-256 of its Secret, and fraud-service (no Secret) with none", () => {
+      assert.equal(paymentAnnotations(runs.first)[PAYMENT_CHECKSUM], expectedPaymentChecksum(FIRST));
+      const secret = resource(runs.first, "Secret", "payment-service-secrets").object as any;
+      assert.equal(paymentAnnotations(runs.first)[PAYMENT_CHECKSUM], sha256(JSON.stringify(secret.stringData)));
+      assert.equal(podTemplate(runs.first, "Deployment", SERVICES.fraud).metadata.annotations, undefined);
+      assert.deepEqual(Object.keys(checksumAnnotations(runs.first)).sort(), [
+        `DaemonSet/datadog-agent ${AGENT_CHECKSUM}`,
+        `Deployment/payment-service ${PAYMENT_CHECKSUM}`,
+      ]);
+    });
+
+    it("changes the Agent's pod template, by its checksum only, when the API key changes", () => {
+      assert.equal(agentAnnotations(runs.newApiKey)[AGENT_CHECKSUM], expectedAgentChecksum(NEW_API_KEY));
+      assert.notEqual(agentAnnotations(runs.newApiKey)[AGENT_CHECKSUM], agentAnnotations(runs.first)[AGENT_CHECKSUM]);
+      assert.deepEqual(templateWithoutAnnotations(runs.newApiKey, "DaemonSet", "datadog-agent"), templateWithoutAnnotations(runs.first, "DaemonSet", "datadog-agent"));
+      assert.deepEqual(paymentAnnotations(runs.newApiKey), paymentAnnotations(runs.first), "payment-service does not roll");
+    });
+
+    it("changes payment-service's pod template, by its checksum only, when the database password changes", () => {
+      assert.equal(paymentAnnotations(runs.newPassword)[PAYMENT_CHECKSUM], expectedPaymentChecksum(NEW_PASSWORD));
+      assert.notEqual(paymentAnnotations(runs.newPassword)[PAYMENT_CHECKSUM], paymentAnnotations(runs.first)[PAYMENT_CHECKSUM]);
+      assert.deepEqual(templateWithoutAnnotations(runs.newPassword, "Deployment", SERVICES.payment), templateWithoutAnnotations(runs.first, "Deployment", SERVICES.payment));
+      assert.deepEqual(agentAnnotations(runs.newPassword), agentAnnotations(runs.first), "the Agent does not roll");
+    });
+
+    it("marks every checksum secret, so it stays encrypted in state", () => {
+      for (const [kind, name, key] of [["DaemonSet", "datadog-agent", AGENT_CHECKSUM], ["Deployment", SERVICES.payment, PAYMENT_CHECKSUM]]) {
+        const r = resource(runs.first, kind, name).resource;
+        const path = `spec.template.metadata.annotations.${key}`;
+        assert.ok(r.secretPaths.some((p) => path === p || path.startsWith(`${p}.`)), `${kind}/${name}: ${path} not secret (${r.secretPaths})`);
+      }
+    });
+
+    it("never puts a secret's plaintext in a checksum", () => {
+      for (const run of Object.values(runs)) {
+        for (const [where, value] of Object.entries(checksumAnnotations(run))) {
+          assert.match(value, /^[0-9a-f]{64}$/, where);
+          for (const secret of ALL_SECRET_VALUES) {
+            assert.ok(!value.includes(secret), `${where} contains a secret`);
+            assert.ok(!value.includes(Buffer.from(secret).toString("base64")), `${where} contains a secret, base64-encoded`);
+          }
+        }
+      }
+    });
+
+    it("puts each checksum on its pod template only: not on the Secrets, any ConfigMap or the stack outputs", () => {
+      for (const run of Object.values(runs)) {
+        for (const value of Object.values(checksumAnnotations(run))) {
+          const places = run.resources.flatMap((r) => pathsContaining(r.inputs, value).map((p) => `${r.type} ${r.name}: ${p}`));
+          assert.equal(places.length, 1, places.join("\n"));
+          assert.match(places[0], /^kubernetes:apps\/v1:(DaemonSet|Deployment) .+: spec\.template\.metadata\.annotations\.checksum\//);
+          assert.deepEqual(pathsContaining(run.outputs, value), []);
+        }
+        for (const { object } of kubernetesObjects(run).filter((o) => o.object.kind === "Secret" || o.object.kind === "ConfigMap")) {
+          const annotations = Object.keys((object.metadata.annotations as Record<string, string> | undefined) ?? {});
+          assert.deepEqual(annotations.filter((k) => k.startsWith("checksum/")), [], `${object.kind}/${object.metadata.name}`);
+        }
+      }
+    });
+  });
+});
