@@ -14,6 +14,9 @@ export interface FraudClient {
   score(request: ScoreRequest): Promise<ScoreResponse>;
 }
 
+/** Below fastify's default keep-alive timeout (72 s), above the longest fraud deadline. */
+const IDLE_SOCKET_TIMEOUT_MS = 60_000;
+
 /** A score answer is a few hundred bytes; anything this big is not one. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
@@ -24,8 +27,13 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 export function createFraudClient(baseUrl: string, timeoutMs: number): FraudClient {
   const url = new URL(ROUTES.score, baseUrl);
   const secure = url.protocol === "https:";
-  // Idle sockets are unref'd by the Agent: they never hold the process open at shutdown.
-  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new Agent({ keepAlive: true });
+  // Idle sockets are unref'd by the Agent: they never hold the process open at shutdown. The
+  // socket timeout closes an idle socket before the server's keep-alive timeout would (Node
+  // also honours a shorter `Keep-Alive: timeout=` hint, but only when this is set), so a
+  // payment is not sent on a connection the server is closing. It is longer than any fraud
+  // deadline (FRAUD_TIMEOUT_MS ≤ 30 s), which bounds requests in flight.
+  const options = { keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS };
+  const agent = secure ? new HttpsAgent(options) : new Agent(options);
   const send = secure ? httpsRequest : httpRequest;
 
   return {
