@@ -8,6 +8,7 @@ import { detectFraud, type DetectionDeps } from "./detection";
 export function buildFraudServer(deps: DetectionDeps, inFlight: InFlightHandlers): FastifyInstance {
   const app = createHttpServer({
     logger: deps.logger,
+    inFlight,
     readiness: async () => {
       await deps.redis.ping();
     },

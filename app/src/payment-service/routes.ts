@@ -10,6 +10,7 @@ import { idempotencyKeySchema, paymentRequestSchema } from "./request";
 export function buildPaymentServer(deps: PaymentDeps, inFlight: InFlightHandlers): FastifyInstance {
   const app = createHttpServer({
     logger: deps.logger,
+    inFlight,
     readiness: async () => {
       await dbQuery(deps.pool, "readiness_check", "SELECT 1");
     },

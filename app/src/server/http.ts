@@ -15,6 +15,7 @@ import Fastify, {
 import type { z } from "zod";
 import { ROUTES, TAGS } from "../tracing/conventions";
 import type { Logger } from "../tracing/logger";
+import type { InFlightHandlers } from "./in-flight";
 import { setTags } from "../tracing/spans";
 import { tracer, type Span } from "../tracing/tracer";
 
@@ -32,9 +33,11 @@ export interface HttpServerOptions {
   readonly logger: Logger;
   /** Throws when a dependency the service needs is unreachable. */
   readonly readiness: () => Promise<void>;
+  /** Counts the readiness check's handler too: shutdown waits for it before closing the pools. */
+  readonly inFlight: InFlightHandlers;
 }
 
-export function createHttpServer({ logger, readiness }: HttpServerOptions): FastifyInstance {
+export function createHttpServer({ logger, readiness, inFlight }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -70,15 +73,18 @@ export function createHttpServer({ logger, readiness }: HttpServerOptions): Fast
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: "not_found" }));
 
   app.get(ROUTES.liveness, async () => ({ status: "ok" }));
-  app.get(ROUTES.readiness, async (request, reply) => {
-    try {
-      await readiness();
-      return { status: "ready" };
-    } catch (error) {
-      request.log.warn({ err: error }, "not ready");
-      return reply.code(503).send({ status: "not_ready" });
-    }
-  });
+  app.get(
+    ROUTES.readiness,
+    inFlight.track(async (request, reply) => {
+      try {
+        await readiness();
+        return { status: "ready" };
+      } catch (error) {
+        request.log.warn({ err: error }, "not ready");
+        return reply.code(503).send({ status: "not_ready" });
+      }
+    }),
+  );
 
   return app;
 }
