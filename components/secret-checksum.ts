@@ -12,13 +12,13 @@ import * as pulumi from "@pulumi/pulumi";
 export const secretChecksumAnnotation = (secretName: string) => `checksum/${secretName}`;
 
 /**
- * What is hashed: the Secret's data as canonical JSON, keys sorted by UTF-16 code unit (not
- * `localeCompare`, which depends on the machine's locale), e.g. `{"api-key":"…"}`. Hashing
+ * What is hashed: the Secret's data as canonical JSON, keys sorted by UTF-16 code unit (the
+ * default sort; not `localeCompare`, which depends on the machine's locale), e.g. `{"api-key":"…"}`. Hashing
  * the whole map rather than the bare values means a renamed, added or removed key rolls the
  * pods too, and the result does not depend on the order the keys were written in.
  */
 export function canonicalSecretData(data: Readonly<Record<string, string>>): string {
-  const keys = Object.keys(data).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const keys = Object.keys(data).sort();
   return JSON.stringify(Object.fromEntries(keys.map((k) => [k, data[k]])));
 }
 

@@ -1,7 +1,7 @@
 /** Per-configuration medians, the ratios the goals are stated in, and the Markdown table. */
 import type { ConfigId } from "./configs";
 import type { IntakeCounts } from "./intake-process";
-import { failures, type PhaseResult } from "./load";
+import { failures, summarize as latencySummary, type PhaseResult } from "./load";
 import type { LedgerCheck } from "./stand";
 import type { MachineInfo } from "./machine";
 
@@ -15,7 +15,7 @@ export interface RoundRecord {
   /** The short load before it (measured rounds). */
   readonly warm?: PhaseResult;
   /** Open loop at a fixed arrival rate below every configuration's capacity. */
-  readonly fixed?: PhaseResult & { targetRate: number; samplesMs?: number[] };
+  readonly fixed?: PhaseResult & { targetRate: number; samplesMs: number[] };
   /** CPU time (user + system) during the saturation phase ÷ payments answered 2xx. */
   readonly cpuMsPerPayment?: { payment: number; fraud: number; loadGenerator: number };
   /** CPU ms (user / system) of each process during the closed-loop phase. */
@@ -126,15 +126,11 @@ export function median(values: number[]): number {
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
-/** p50 and p99 of every fixed-rate answer of the rounds together (older records: medians of the rounds'). */
+/** p50 and p99 of every fixed-rate answer of the rounds together. */
 function pooledPercentiles(fixed: ReadonlyArray<NonNullable<RoundRecord["fixed"]>>): { p50: number; p99: number; samples: number } {
-  const samples = fixed.flatMap((f) => f.samplesMs ?? []);
-  if (samples.length === 0) {
-    return { p50: round(median(fixed.map((f) => f.latencyMs.p50))), p99: round(median(fixed.map((f) => f.latencyMs.p99))), samples: 0 };
-  }
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
-  return { p50: round(at(0.5)), p99: round(at(0.99)), samples: sorted.length };
+  const samples = fixed.flatMap((f) => f.samplesMs);
+  const { p50, p99 } = latencySummary(samples);
+  return { p50: round(p50), p99: round(p99), samples: samples.length };
 }
 
 const round = (n: number, digits = 2) => (Number.isFinite(n) ? Math.round(n * 10 ** digits) / 10 ** digits : Number.NaN);
