@@ -15,7 +15,6 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ensureBuilt } from "../app/test/support/services";
 import { SERVICE_CONFIGS, type ServiceConfigId } from "./lib/configs";
 import { failures, runPaymentLoad, type PhaseResult } from "./lib/load";
 import { machineInfo } from "./lib/machine";
@@ -24,10 +23,8 @@ import { waitForQuiet } from "./lib/quiet";
 import { measureRound, warmUp } from "./lib/round";
 import {
   deleteRedisKeys,
-  loadRenderedEnvs,
-  prepareDatabase,
+  openStand,
   REDIS_PREFIX_ROOT,
-  startIntakeProcess,
   startPair,
   type ServiceOverrides,
   type ServicePair,
@@ -296,12 +293,7 @@ async function main(): Promise<void> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
   const started = Date.now();
   const machine = machineInfo();
-  await ensureBuilt();
-  const [db, intake, rendered] = await Promise.all([
-    prepareDatabase("payments_bench_experiments", options.wallets),
-    startIntakeProcess(),
-    loadRenderedEnvs(),
-  ]);
+  const { db, intake, rendered } = await openStand("payments_bench_experiments", options.wallets);
   const runId = Date.now().toString(36);
   const redisPrefix = `${REDIS_PREFIX_ROOT}experiments:${runId}:`;
   const patchDir = path.join(os.tmpdir(), `payments-bench-patches-${runId}`);

@@ -11,7 +11,6 @@
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ensureBuilt } from "../app/test/support/services";
 import { SERVICE_CONFIGS, type ServiceConfigId } from "./lib/configs";
 import { summarizeProfile, type Bucket, type ProfileSummary } from "./lib/cpuprofile";
 import { failures, runPaymentLoad, type PhaseResult } from "./lib/load";
@@ -20,10 +19,8 @@ import { waitForQuiet } from "./lib/quiet";
 import { median } from "./lib/report";
 import {
   deleteRedisKeys,
-  loadRenderedEnvs,
-  prepareDatabase,
+  openStand,
   REDIS_PREFIX_ROOT,
-  startIntakeProcess,
   startPair,
   type ServicePair,
 } from "./lib/stand";
@@ -95,12 +92,7 @@ export async function profileMain(argv: string[]): Promise<void> {
   const profileDir = path.join(options.out, "profiles");
   rmSync(profileDir, { recursive: true, force: true });
   mkdirSync(profileDir, { recursive: true });
-  await ensureBuilt();
-  const [db, intake, rendered] = await Promise.all([
-    prepareDatabase("payments_bench_profile", options.wallets),
-    startIntakeProcess(),
-    loadRenderedEnvs(),
-  ]);
+  const { db, intake, rendered } = await openStand("payments_bench_profile", options.wallets);
   const runId = Date.now().toString(36);
   const redisPrefix = `${REDIS_PREFIX_ROOT}profile:${runId}:`;
   const rounds: ProfiledRound[] = [];

@@ -13,7 +13,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ensureBuilt } from "../app/test/support/services";
 import { CEILING_DESCRIPTION, SERVICE_CONFIGS, type ConfigId, type ServiceConfigId } from "./lib/configs";
 import { failures } from "./lib/load";
 import { machineInfo } from "./lib/machine";
@@ -23,13 +22,10 @@ import { measureRound, warmUp } from "./lib/round";
 import {
   checkLedger,
   deleteRedisKeys,
-  loadRenderedEnvs,
-  prepareDatabase,
+  openStand,
   REDIS_PREFIX_ROOT,
-  startIntakeProcess,
   startPair,
   type IntakeProcess,
-  type RenderedEnvs,
   type ServicePair,
 } from "./lib/stand";
 import type { TestDatabase } from "../app/test/support/database";
@@ -151,13 +147,10 @@ async function main(): Promise<void> {
   let incomplete: string | undefined;
   let ledger: Awaited<ReturnType<typeof checkLedger>> | undefined;
   try {
-    await ensureBuilt();
-    let rendered: RenderedEnvs;
-    [db, intake, rendered] = await Promise.all([
-      prepareDatabase(options.database, options.wallets),
-      startIntakeProcess(),
-      loadRenderedEnvs(),
-    ]);
+    const stand = await openStand(options.database, options.wallets);
+    db = stand.db;
+    intake = stand.intake;
+    const rendered = stand.rendered;
     log(`bench: ready after ${fmt((Date.now() - started) / 1000)} s (database ${options.database}, intake ${intake.url})`);
 
     let answered = 0;

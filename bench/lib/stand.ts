@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import Redis from "ioredis";
 import { createTestDatabase, type TestDatabase } from "../../app/test/support/database";
-import { renderedEnv, startService, testEnv, type RunningService } from "../../app/test/support/services";
+import { ensureBuilt, renderedEnv, startService, testEnv, type RunningService } from "../../app/test/support/services";
 import { SERVICES } from "../../app/src/tracing/conventions";
 import type { IntakeCounts } from "./intake-process";
 
@@ -186,6 +186,23 @@ export async function startIntakeProcess(): Promise<IntakeProcess> {
 
 // ---------------------------------------------------------------------------------------
 // Services
+
+/**
+ * What every benchmark starts from: the app compiled, its database `name` with `wallets`
+ * wallets, a trace intake, and the env the program renders for prod.
+ */
+export async function openStand(
+  name: string,
+  wallets: number,
+): Promise<{ db: TestDatabase; intake: IntakeProcess; rendered: RenderedEnvs }> {
+  await ensureBuilt();
+  const [db, intake, rendered] = await Promise.all([
+    prepareDatabase(name, wallets),
+    startIntakeProcess(),
+    loadRenderedEnvs(),
+  ]);
+  return { db, intake, rendered };
+}
 
 export type ServiceOverrides = Record<string, string | undefined>;
 
