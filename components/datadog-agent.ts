@@ -256,6 +256,13 @@ export function agentEnv(args: DatadogAgentArgs): AgentContainersEnv {
     // and the tracer has no option to drop them: the Agent obfuscates them before intake.
     DD_APM_OBFUSCATION_REDIS_ENABLED: "true",
     DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS: "true",
+    // A second line behind the tracers' own redaction, for any tracer on the node: card
+    // numbers in any tag (Luhn not required, so a mistyped number is hidden too), the
+    // query string and digit-bearing path segments of http.url.
+    DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED: "true",
+    DD_APM_OBFUSCATION_CREDIT_CARDS_LUHN: "false",
+    DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING: "true",
+    DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS: "true",
   });
 
   return {

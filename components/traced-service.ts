@@ -52,6 +52,15 @@ export function unifiedServiceLabels(args: Pick<TracedServiceArgs, "env" | "serv
   return { [label("env")]: args.env, [label("service")]: args.service, [label("version")]: args.version };
 }
 
+/**
+ * DD_TRACE_OBFUSCATION_QUERY_STRING_REGEXP: what dd-trace replaces by `<redacted>` in the
+ * query string of a server span's `http.url` (compiled with flags `gi`). Every parameter,
+ * name and value: card number, PAN, CVV/CVC, token, password, secret, and a bare value
+ * without a name too, which a list of names would miss. The APIs refuse any query string,
+ * so nothing of use is lost; the span still shows that one was sent, and how many parts.
+ */
+export const QUERY_STRING_OBFUSCATION = "[^&]+";
+
 /** The name of the Secret holding a service's secret env. */
 export const secretNameFor = (service: string) => `${service}-secrets`;
 
@@ -89,6 +98,7 @@ export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" |
       DD_LOGS_INJECTION: "true",
       DD_RUNTIME_METRICS_ENABLED: "true",
       DD_TRACE_PROPAGATION_STYLE: "datadog,tracecontext",
+      DD_TRACE_OBFUSCATION_QUERY_STRING_REGEXP: QUERY_STRING_OBFUSCATION,
     }),
     ...literal({ PORT: String(DEFAULT_PORT), HOST: "0.0.0.0", ...args.appEnv }),
     ...secretEnv,

@@ -136,6 +136,14 @@ describe("DatadogAgent", () => {
       assert.equal(e.DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS, "true");
     });
 
+    it("obfuscates card numbers in any tag, and the query string and digit path segments of http.url, as a second line", () => {
+      const e = envMap(agentEnv(args).traceAgent);
+      assert.equal(e.DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED, "true");
+      assert.equal(e.DD_APM_OBFUSCATION_CREDIT_CARDS_LUHN, "false", "not only Luhn-valid numbers");
+      assert.equal(e.DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING, "true");
+      assert.equal(e.DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS, "true");
+    });
+
     it("opens the receiver socket only when socketEnabled, and the TCP receiver to the pod IP always", () => {
       for (const mode of modes) {
         const apm = MODES[mode];

@@ -104,6 +104,23 @@ describe("the program (index.ts) under the mock engine", () => {
           assert.equal(env.DD_TRACE_RATE_LIMIT, "500");
         });
 
+        it(`renders ${service} a query-string obfuscation that hides every parameter, card data and secrets included`, () => {
+          const regexp = envOf(find(stack, "Deployment", service), service).DD_TRACE_OBFUSCATION_QUERY_STRING_REGEXP as string;
+          // dd-trace (plugins/util/url.js obfuscateQs): the query after '?' is
+          // qs.replace(new RegExp(value, "gi"), "<redacted>"); '.*' and '' are special cases.
+          assert.ok(regexp !== ".*" && regexp !== "", "a regular expression, not a special value");
+          const obfuscate = (qs: string) => qs.replace(new RegExp(regexp, "gi"), "<redacted>");
+          const pan = "4916338506082832";
+          const cvv = "8305";
+          for (const name of ["card_number", "cardNumber", "PAN", "cvv", "CVC", "cvv2", "token", "access_token", "password", "secret", "client_secret"]) {
+            for (const value of [pan, cvv, "4916%203385%200608%202832", "s3cr3t-value"]) {
+              const out = obfuscate(`a=1&${name}=${value}&b=2`);
+              assert.equal(out, "<redacted>&<redacted>&<redacted>", `${name}=${value}`);
+            }
+          }
+          assert.equal(obfuscate(`${pan}&${cvv}`), "<redacted>&<redacted>", "bare values without a name");
+        });
+
         it(`leaves ${service}'s always-keep peak its share of DD_TRACE_RATE_LIMIT whatever the other traffic`, () => {
           const env = envOf(find(stack, "Deployment", service), service);
           const { alwaysKeep, alwaysKeepPeakPerSecond } = parseStackSettings(rawSettings(stack)).sampling;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FAILURE_REASONS, HTTP_SERVER_SPAN, SERVICES, SPANS, TAGS } from "../src/tracing/conventions";
-import { balanceOf, createWallet, transactionsOf } from "./support/database";
+import { balanceOf, createWallet, ledgerEntriesOf, transactionsOf } from "./support/database";
 import { freePort } from "./support/private-servers";
 import {
   e2e,
@@ -101,33 +101,40 @@ describe("payment error paths", function () {
     assert.equal(await balanceOf(env.db.pool, sender), 1_000_000n);
   });
 
-  it("rolls the debit back when the credit fails, answering 500 processing_error", async function () {
-    // A credit that overflows BIGINT fails inside the transfer transaction, after the debit.
+  it("declines a credit that would overflow the receiver's balance with a permanent 422, moving nothing", async function () {
+    // The credit overflows BIGINT inside the transfer statement, after the debit: the whole
+    // statement rolls back, and no retry can ever succeed, so it is a decline, not a 5xx.
     const { sender, receiver } = await wallets(10_000, 9_223_372_036_854_775_000n);
-    const response = await postPayment(env.payment, payment(sender, receiver, 1_000));
-    assert.equal(response.status, 500);
-    assert.equal(response.body.error, FAILURE_REASONS.processingError);
+    const key = newKey();
+    const response = await postPayment(env.payment, payment(sender, receiver, 1_000), { "idempotency-key": key });
+    assert.equal(response.status, 422);
+    assert.equal(response.body.error, FAILURE_REASONS.receiverBalanceLimit);
+    assert.equal(response.body.retryable, undefined, "not retryable");
 
     assert.equal(await balanceOf(env.db.pool, sender), 10_000n);
     assert.equal(await balanceOf(env.db.pool, receiver), 9_223_372_036_854_775_000n);
-    assert.deepEqual(await transactionsOf(env.db.pool, sender), [], "the transaction row rolled back with the money");
+    assert.deepEqual(await ledgerEntriesOf(env.db.pool, sender), [], "no ledger entry");
+    const rows = await transactionsOf(env.db.pool, sender);
+    assert.deepEqual(
+      rows.map((r) => [r.status, r.failure_reason, r.response_status]),
+      [["declined", FAILURE_REASONS.receiverBalanceLimit, 422]],
+      "only the decline, stored for replay",
+    );
+    const replayed = await postPayment(env.payment, payment(sender, receiver, 1_000), { "idempotency-key": key });
+    assert.deepEqual(replayed, response, "a retry with the key replays the decline");
 
     const trace = await waitForTrace(env.intake, tagged(TAGS.senderId, sender), [SERVICES.payment, SERVICES.fraud]);
     const paymentSpan = onlySpan(trace, SPANS.processPayment);
-    assert.equal(paymentSpan.meta[TAGS.failureReason], FAILURE_REASONS.processingError);
-    assert.equal(paymentSpan.meta[TAGS.finalStatus], "failed");
-    assertErrorTags(paymentSpan, "error");
+    assert.equal(paymentSpan.meta[TAGS.failureReason], FAILURE_REASONS.receiverBalanceLimit);
+    assert.equal(paymentSpan.meta[TAGS.finalStatus], "declined");
+    assert.equal(paymentSpan.error, 0, "a business decline is not a system error");
     const processing = onlySpan(trace, SPANS.processing);
-    assertErrorTags(processing, "error");
-    assert.equal(processing.meta[TAGS.failureReason], FAILURE_REASONS.processingError);
+    assertErrorTags(processing, "PaymentDeclined");
+    assert.equal(processing.meta[TAGS.failureReason], FAILURE_REASONS.receiverBalanceLimit);
     assert.equal(processing.meta["processing.rolled_back"], "true");
-    const transfer = trace.find((s) => s.name === SPANS.databaseQuery && s.resource === "transfer_funds");
-    assert.ok(transfer);
-    assertErrorTags(transfer, "error");
-    // One statement, one transaction: its failure rolled all of it back.
     const statement = trace.find((s) => s.name === "pg.query" && s.resource.startsWith("SELECT transfer_funds("));
     assert.equal(statement?.error, 1, "the transfer statement failed");
-    assert.equal(onlySpan(trace, HTTP_SERVER_SPAN, SERVICES.payment).error, 1);
+    assert.equal(onlySpan(trace, HTTP_SERVER_SPAN, SERVICES.payment).error, 0);
   });
 
   it("fails closed with 503 fraud_unavailable when fraud-service does not answer in time, and a retry then succeeds", async function () {

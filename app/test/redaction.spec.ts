@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { REDACTED, passesLuhn, redactTag, scrubText } from "../src/tracing/redaction";
+import { REDACTED, passesLuhn, redactTag, safeHttpUrl, scrubDigitRuns, scrubText } from "../src/tracing/redaction";
 
 describe("tag redaction", function () {
   it("records nothing but a placeholder under sensitive key names, whatever the case", function () {
@@ -42,5 +42,36 @@ describe("tag redaction", function () {
     assert.ok(passesLuhn("378282246310005"));
     assert.ok(!passesLuhn("4539148803436468"));
     assert.ok(!passesLuhn("45391488x3436467"));
+  });
+});
+
+describe("the server span's http.url and user agent", function () {
+  it("records the route pattern when a route matched, whatever the path held", function () {
+    assert.equal(safeHttpUrl("http://payment-service.payments/v1/payments", "/v1/payments"), "http://payment-service.payments/v1/payments");
+    assert.equal(safeHttpUrl("http://10.0.3.7:8080/v1/payments?<redacted>", "/v1/payments"), "http://10.0.3.7:8080/v1/payments?<redacted>");
+  });
+
+  it("replaces each path segment holding a digit or an escape when no route matched", function () {
+    assert.equal(safeHttpUrl("http://h/v1/payments/4916338506082832/8305", undefined), "http://h/?/payments/?/?");
+    assert.equal(safeHttpUrl("http://h/v1/payments/4916%203385%200608%202832", undefined), "http://h/?/payments/?");
+    assert.equal(safeHttpUrl("http://h/favicon.ico", undefined), "http://h/favicon.ico");
+    assert.equal(safeHttpUrl("http://h", undefined), "http://h/");
+  });
+
+  it("keeps the Host header only when it is a plain name or IPv4 address", function () {
+    assert.equal(safeHttpUrl("http://fraud-service.payments.svc.cluster.local/x", undefined), "http://fraud-service.payments.svc.cluster.local/x");
+    assert.equal(safeHttpUrl("http://127.0.0.1:41234/x", undefined), "http://127.0.0.1:41234/x");
+    for (const host of ["4916338506082832", "8305", "card-4916338506082832.example", "a b", "user:pw@h"]) {
+      assert.equal(safeHttpUrl(`http://${host}/x`, undefined), "http://redacted-host/x", host);
+    }
+  });
+
+  it("redacts a URL it cannot parse", function () {
+    assert.equal(safeHttpUrl("/v1/payments/4916338506082832", undefined), "[REDACTED_URL]");
+  });
+
+  it("replaces runs of three or more digits in a user agent", function () {
+    assert.equal(scrubDigitRuns("checkout/1.0 (card 4916 3385 0608 2832; cvv 8305)"), "checkout/1.0 (card ?; cvv ?)");
+    assert.equal(scrubDigitRuns("curl/8.5.0"), "curl/8.5.0");
   });
 });

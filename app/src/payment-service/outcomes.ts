@@ -15,6 +15,7 @@ export const FAILURE_STATUS: Readonly<Record<FailureReason, number>> = {
   [FAILURE_REASONS.invalidPaymentMethod]: 422,
   [FAILURE_REASONS.senderNotFound]: 422,
   [FAILURE_REASONS.receiverNotFound]: 422,
+  [FAILURE_REASONS.receiverBalanceLimit]: 422,
   [FAILURE_REASONS.fraudUnavailable]: 503,
   [FAILURE_REASONS.databaseUnavailable]: 503,
   [FAILURE_REASONS.processingError]: 500,

@@ -5,6 +5,8 @@ import { FAILURE_REASONS, type CustomerTier } from "../tracing/conventions";
 import { PaymentDeclined, type PaymentOutcome } from "./outcomes";
 
 const CHECK_VIOLATION = "23514";
+/** SQLSTATE numeric_value_out_of_range: a BIGINT balance overflowed. */
+const NUMERIC_VALUE_OUT_OF_RANGE = "22003";
 
 export interface StoredTransaction {
   readonly id: string;
@@ -156,6 +158,10 @@ export async function transferFunds(
     // The balance check under the lock, and the CHECK (balance >= 0) backstop.
     if ((error as { code?: string }).code === CHECK_VIOLATION) {
       throw new PaymentDeclined(FAILURE_REASONS.insufficientFunds, "balance too low for this payment");
+    }
+    // The receiver's balance would pass the ledger's largest amount: no retry can succeed.
+    if ((error as { code?: string }).code === NUMERIC_VALUE_OUT_OF_RANGE) {
+      throw new PaymentDeclined(FAILURE_REASONS.receiverBalanceLimit, "the receiver's balance cannot take this amount");
     }
     throw error;
   }

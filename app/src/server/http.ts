@@ -17,7 +17,7 @@ import { ROUTES, TAGS } from "../tracing/conventions";
 import type { Logger } from "../tracing/logger";
 import type { InFlightHandlers } from "./in-flight";
 import { setTags } from "../tracing/spans";
-import { tracer, type Span } from "../tracing/tracer";
+import { matchedRoutes, tracer, type Span } from "../tracing/tracer";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -47,6 +47,17 @@ export function createHttpServer({ logger, readiness, inFlight }: HttpServerOpti
   }) as unknown as FastifyInstance;
 
   app.decorateRequest("rootSpan", null);
+  // No API takes a query string: one can only carry what must not be sent in a URL (card
+  // data, tokens), which proxies, access logs and traces would keep. Refused before any
+  // other hook or handler runs; the route pattern is kept for the server span's http.url.
+  app.addHook("onRequest", (request, reply, done) => {
+    if (request.routeOptions.url) matchedRoutes.set(request.raw, request.routeOptions.url);
+    if (request.raw.url?.includes("?")) {
+      reply.code(400).send({ error: "query_not_allowed", details: [] });
+      return;
+    }
+    done();
+  });
   // JSON only: anything else is 415, not a string body that fails validation later.
   app.removeContentTypeParser("text/plain");
 

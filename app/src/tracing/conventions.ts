@@ -128,6 +128,8 @@ export const FAILURE_REASONS = {
   fraudReview: "fraud_review",
   fraudUnavailable: "fraud_unavailable",
   databaseUnavailable: "database_unavailable",
+  /** The credit would overflow the receiver's balance (BIGINT): permanent, not a 5xx. */
+  receiverBalanceLimit: "receiver_balance_limit",
   processingError: "processing_error",
   idempotencyKeyReused: "idempotency_key_reused",
 } as const;

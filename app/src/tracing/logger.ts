@@ -27,7 +27,6 @@ const REDACT_PATHS = [
 
 interface LoggedRequest {
   method?: string;
-  url?: string;
   routeOptions?: { url?: string };
   ip?: string;
 }
@@ -39,11 +38,11 @@ export function createLogger(level: string): Logger {
     formatters: { level: (label) => ({ level: label }) },
     timestamp: pino.stdTimeFunctions.isoTime,
     serializers: {
-      // The path only: a query string can carry tokens.
+      // The route pattern, never the raw path or query: a client can put a card number in
+      // either. A request that matched no route (404) is logged with route null.
       req: (req: LoggedRequest) => ({
         method: req.method,
-        url: req.url?.split("?")[0],
-        route: req.routeOptions?.url,
+        route: req.routeOptions?.url ?? null,
         remoteAddress: req.ip,
       }),
       err: (error: Error) => {

@@ -63,3 +63,38 @@ export function redactTag(key: string, value: TagValue): RecordedTagValue | unde
   const text = typeof value === "string" ? value : value.join(",");
   return scrubText(text);
 }
+
+/** 3 or more digits, possibly split by spaces, dashes or %20: a card number, a CVV, an account number. */
+const DIGIT_RUN = /\d(?:(?:[ -]|%20|\+)?\d){2,}/g;
+
+/** Replaces every run of 3 or more digits by `?`: for free text a client controls (a User-Agent). */
+export function scrubDigitRuns(text: string): string {
+  return text.replace(DIGIT_RUN, "?");
+}
+
+/** An IPv4 address, or a DNS name whose labels start with a letter, with an optional port. */
+const IPV4_HOST = /^(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?::\d{1,5})?$/;
+const NAME_HOST = /^([a-z](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?)*)(?::\d{1,5})?$/i;
+
+/** A Host header safe to record: an address, or a name with no run of 3 or more digits. */
+function isPlainHost(host: string): boolean {
+  const name = NAME_HOST.exec(host)?.[1];
+  return IPV4_HOST.test(host) || (name !== undefined && !/\d{3}/.test(name));
+}
+
+/**
+ * The `http.url` to record for a server request: the route pattern when a route matched
+ * (`/v1/payments`), otherwise the path with every segment that holds a digit replaced by
+ * `?` (what the Agent's remove_paths_with_digits does); the Host header only when it is a
+ * plain host name or address; the query string as the tracer already obfuscated it.
+ * `url` is the tracer's value, `scheme://host/path?query`.
+ */
+export function safeHttpUrl(url: string, route: string | undefined): string {
+  const match = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)([^?#]*)(\?[^#]*)?/i.exec(url);
+  if (!match) return "[REDACTED_URL]";
+  const [, scheme, host, path, query = ""] = match;
+  const safeHost = isPlainHost(host) ? host : "redacted-host";
+  const safePath =
+    route ?? (path.split("/").map((segment) => (/\d/.test(segment) || /%/.test(segment) ? "?" : segment)).join("/") || "/");
+  return `${scheme}${safeHost}${safePath}${query}`;
+}

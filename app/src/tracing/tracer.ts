@@ -7,10 +7,33 @@
  * DD_VERSION, DD_TAGS, DD_TRACE_AGENT_URL / DD_AGENT_HOST, DD_TRACE_SAMPLE_RATE,
  * DD_TRACE_SAMPLING_RULES, DD_LOGS_INJECTION, and DD_SERVICE_MAPPING for the service
  * names of the pg / ioredis / fetch integrations), so `init()` takes no options.
+ * DD_TRACE_OBFUSCATION_QUERY_STRING_REGEXP redacts the query string of `http.url`; the
+ * fastify hook below keeps the path and the client's headers out of it as well.
  */
+import type { IncomingMessage } from "node:http";
 import tracer from "dd-trace";
+import { safeHttpUrl, scrubDigitRuns } from "./redaction";
 
 tracer.init();
+
+/** The route pattern each request matched, set by the server's first hook (none: no route). */
+export const matchedRoutes = new WeakMap<IncomingMessage, string>();
+
+// The server span's http.url is the raw URL (a card number in the path or the Host header
+// would be recorded as sent) and http.useragent a header the client writes: both made
+// safe when the span finishes, before it is encoded.
+tracer.use("fastify", {
+  hooks: {
+    request: (span, req) => {
+      if (!span || !req) return;
+      const tags = (span.context() as unknown as { _tags?: Record<string, unknown> })._tags ?? {};
+      const url = tags["http.url"];
+      if (typeof url === "string") span.setTag("http.url", safeHttpUrl(url, matchedRoutes.get(req as IncomingMessage)));
+      const agent = tags["http.useragent"];
+      if (typeof agent === "string") span.setTag("http.useragent", scrubDigitRuns(agent));
+    },
+  },
+});
 
 export { tracer };
 export type Span = tracer.Span;
