@@ -14,7 +14,7 @@ const SECRETS = {
   ssn: "219-09-9999",
   bearerToken: "tok_live_5f3c9a1e7b2d4c6a",
   cookie: "sess_8c1d2e3f4a5b6c7d",
-  queryToken: "qs_9e8d7c6b5a4f3e2d",
+  headerToken: "qs_9e8d7c6b5a4f3e2d",
   deviceFingerprint: "fp_3ad1c0ffee42b7",
 } as const;
 
@@ -53,10 +53,11 @@ describe("sensitive data", function () {
     const send = async (label: string, body: object, status: number) => {
       const sender = await createWallet(env.db.pool, label, { balance: 10_000 });
       senders.push(sender);
-      const response = await fetch(`${env.payment.url}/v1/payments?access_token=${SECRETS.queryToken}`, {
+      const response = await fetch(`${env.payment.url}/v1/payments`, {
         method: "POST",
         headers: {
           "content-type": "application/json",
+          "x-api-token": SECRETS.headerToken,
           "idempotency-key": `secret-${sender}`,
           authorization: `Bearer ${SECRETS.bearerToken}`,
           cookie: `session=${SECRETS.cookie}`,

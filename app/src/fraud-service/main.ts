@@ -1,6 +1,7 @@
 // The tracer first: it must be initialised before fastify, ioredis and pino are loaded.
 import "../tracing/tracer";
 import type { AddressInfo } from "node:net";
+import { serverLimits } from "../server/env";
 import { InFlightHandlers } from "../server/in-flight";
 import { shutdownOnSignals } from "../server/lifecycle";
 import { createLogger } from "../tracing/logger";
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
       velocityWindowSeconds: config.VELOCITY_WINDOW_SECONDS,
       deviceMemorySeconds: config.DEVICE_MEMORY_SECONDS,
     },
-  }, inFlight);
+  }, inFlight, serverLimits(config));
   shutdownOnSignals({ app, inFlight, logger, closers: [() => redis.quit().catch(() => redis.disconnect())], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
 
   await app.listen({ port: config.PORT, host: config.HOST });

@@ -1,14 +1,15 @@
 import type { FastifyInstance } from "fastify";
-import { createHttpServer, describeIssues, labelFlow } from "../server/http";
+import { createHttpServer, describeIssues, labelFlow, type ServerLimits } from "../server/http";
 import type { InFlightHandlers } from "../server/in-flight";
 import { FLOWS, ROUTES } from "../tracing/conventions";
 import { scoreRequestSchema } from "./api";
 import { detectFraud, type DetectionDeps } from "./detection";
 
-export function buildFraudServer(deps: DetectionDeps, inFlight: InFlightHandlers): FastifyInstance {
+export function buildFraudServer(deps: DetectionDeps, inFlight: InFlightHandlers, limits?: ServerLimits): FastifyInstance {
   const app = createHttpServer({
     logger: deps.logger,
     inFlight,
+    limits,
     readiness: async () => {
       await deps.redis.ping();
     },

@@ -2,6 +2,7 @@
 import "../tracing/tracer";
 import type { AddressInfo } from "node:net";
 import { createPool } from "../ledger/db";
+import { serverLimits } from "../server/env";
 import { InFlightHandlers } from "../server/in-flight";
 import { shutdownOnSignals } from "../server/lifecycle";
 import { SERVICES } from "../tracing/conventions";
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
     pool,
     fraud: createFraudClient(config.FRAUD_SERVICE_URL, config.FRAUD_TIMEOUT_MS),
     logger,
-  }, inFlight);
+  }, inFlight, serverLimits(config));
   shutdownOnSignals({ app, inFlight, logger, closers: [() => pool.end()], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
 
   await app.listen({ port: config.PORT, host: config.HOST });

@@ -1,16 +1,17 @@
 import type { FastifyInstance } from "fastify";
 import { dbQuery } from "../ledger/db";
-import { createHttpServer, describeIssues, labelFlow } from "../server/http";
+import { createHttpServer, describeIssues, labelFlow, type ServerLimits } from "../server/http";
 import type { InFlightHandlers } from "../server/in-flight";
 import { FAILURE_REASONS, FLOWS, ROUTES } from "../tracing/conventions";
 import { failureOutcome } from "./outcomes";
 import { failureReasonOf, processPayment, type PaymentDeps } from "./payment-flow";
 import { idempotencyKeySchema, paymentRequestSchema } from "./request";
 
-export function buildPaymentServer(deps: PaymentDeps, inFlight: InFlightHandlers): FastifyInstance {
+export function buildPaymentServer(deps: PaymentDeps, inFlight: InFlightHandlers, limits?: ServerLimits): FastifyInstance {
   const app = createHttpServer({
     logger: deps.logger,
     inFlight,
+    limits,
     readiness: async () => {
       await dbQuery(deps.pool, "readiness_check", "SELECT 1");
     },

@@ -2,7 +2,7 @@
  * The fastify instance both services start from: JSON error answers, body limit, probes,
  * and the hook that labels the HTTP root span with its business flow.
  */
-import { STATUS_CODES } from "node:http";
+import { STATUS_CODES, type IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import Fastify, {
   LogController,
@@ -29,23 +29,67 @@ declare module "fastify" {
 /** Payment bodies are a few hundred bytes; anything near this is not a payment. */
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
+/** Timeouts and caps of the HTTP server (env HTTP_*; see server/env.ts for the defaults). */
+export interface ServerLimits {
+  /** The whole request, headers and body, must arrive within it; else 408 and the connection closes. */
+  readonly requestTimeoutMs: number;
+  /** The request headers must arrive within it; else 408. */
+  readonly headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after it. */
+  readonly keepAliveTimeoutMs: number;
+  /** Requests on one connection before it is closed (`Connection: close` on the last). */
+  readonly maxRequestsPerSocket: number;
+  /** Connections open at once; one more is closed at accept. */
+  readonly maxConnections: number;
+}
+
+/** The defaults of server/env.ts, for servers built without parsed env. */
+export const DEFAULT_SERVER_LIMITS: ServerLimits = {
+  requestTimeoutMs: 10_000,
+  headersTimeoutMs: 5_000,
+  keepAliveTimeoutMs: 72_000,
+  maxRequestsPerSocket: 1_000,
+  maxConnections: 1_024,
+};
+
+/**
+ * How often Node checks requests against requestTimeout and headersTimeout (its default,
+ * 30 s, would let a slow client outlive a 10 s timeout by up to 30 s).
+ */
+const TIMEOUT_CHECK_INTERVAL_MS = 500;
+
 export interface HttpServerOptions {
   readonly logger: Logger;
+  /** Default DEFAULT_SERVER_LIMITS. */
+  readonly limits?: ServerLimits;
   /** Throws when a dependency the service needs is unreachable. */
   readonly readiness: () => Promise<void>;
   /** Counts the readiness check's handler too: shutdown waits for it before closing the pools. */
   readonly inFlight: InFlightHandlers;
 }
 
-export function createHttpServer({ logger, readiness, inFlight }: HttpServerOptions): FastifyInstance {
+export function createHttpServer({ logger, readiness, inFlight, limits = DEFAULT_SERVER_LIMITS }: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT_BYTES,
+    // A client that trickles its headers or body gets 408 and loses the connection once its
+    // time is up, so it can neither tie up the server nor hold shutdown past its deadline.
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    http: {
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+    },
     return503OnClosing: true,
     clientErrorHandler,
     logController: new AccessLog(),
   }) as unknown as FastifyInstance;
 
+  app.server.maxConnections = limits.maxConnections;
+  cutSlowRequestsWhileClosing(app, limits.requestTimeoutMs);
   app.decorateRequest("rootSpan", null);
   // No API takes a query string: one can only carry what must not be sent in a URL (card
   // data, tokens), which proxies, access logs and traces would keep. Refused before any
@@ -116,6 +160,34 @@ class AccessLog extends LogController {
       reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, "request completed");
     }
   }
+}
+
+/**
+ * Node stops checking requestTimeout once the server closes, so a client still trickling
+ * its body when SIGTERM comes would hold close() until the shutdown deadline. From then on
+ * this checks instead: a request whose body has not fully arrived within requestTimeoutMs
+ * of its start gets the same 408 and loses its connection. Requests received in full are
+ * left to finish.
+ */
+function cutSlowRequestsWhileClosing(app: FastifyInstance, requestTimeoutMs: number): void {
+  const started = new Map<IncomingMessage, number>();
+  app.server.on("request", (req: IncomingMessage) => {
+    started.set(req, Date.now());
+    req.once("close", () => started.delete(req));
+  });
+  app.addHook("preClose", (done) => {
+    const sweep = setInterval(() => {
+      const now = Date.now();
+      for (const [req, at] of started) {
+        if (req.complete || now - at < requestTimeoutMs) continue;
+        started.delete(req);
+        clientErrorHandler(Object.assign(new Error("request timeout"), { code: "ERR_HTTP_REQUEST_TIMEOUT" }), req.socket);
+      }
+    }, TIMEOUT_CHECK_INTERVAL_MS);
+    sweep.unref();
+    app.server.once("close", () => clearInterval(sweep));
+    done();
+  });
 }
 
 /**
