@@ -134,6 +134,8 @@ describe("service lifecycle", function () {
         FRAUD_SERVICE_URL: standIn.url,
         FRAUD_TIMEOUT_MS: "10000",
         SHUTDOWN_TIMEOUT_MS: "10000",
+        // Must stay below the shutdown deadline (checked at start).
+        HTTP_REQUEST_TIMEOUT_MS: "5000",
       });
       const sender = await createWallet(env.db.pool, "abandoned_sender", { balance: 10_000 });
       const receiver = await createWallet(env.db.pool, "abandoned_receiver", { balance: 0 });
