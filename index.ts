@@ -29,6 +29,7 @@ const agent = new DatadogAgent(
     globalTags,
     image: config.datadog.agentImage,
     apiKey: config.secrets.datadogApiKey,
+    checksumKey: config.secrets.rolloutChecksumKey,
     apm: config.datadog.apm,
     kubeletTlsVerify: config.datadog.kubeletTlsVerify,
     tolerations: config.datadog.tolerations,
@@ -39,13 +40,18 @@ const agent = new DatadogAgent(
   k8s,
 );
 
-const namespace = new ServiceNamespace("payments", { name: config.services.namespace }, k8s);
+const namespace = new ServiceNamespace(
+  "payments",
+  { name: config.services.namespace, enforceRestricted: config.services.enforceRestricted },
+  k8s,
+);
 const common = {
   namespace: namespace.name,
   env,
   globalTags,
   sampling: config.sampling,
-  agent: config.datadog.apm,
+  // Pod Security restricted forbids the socket's hostPath: the hostPort then (config.ts checks it is on).
+  agent: { ...config.datadog.apm, socketEnabled: config.datadog.apm.socketEnabled && !config.services.enforceRestricted },
 };
 
 const fraud = new TracedService(
@@ -75,6 +81,7 @@ const payment = new TracedService(
       FRAUD_TIMEOUT_MS: String(config.services.fraudTimeoutMs),
     },
     secretEnv: { PGPASSWORD: config.secrets.databasePassword },
+    checksumKey: config.secrets.rolloutChecksumKey,
   },
   { ...k8s, dependsOn: [agent] },
 );

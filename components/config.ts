@@ -185,8 +185,12 @@ export const stackConfigSchema = z
           .object({
             /** Unix socket /var/run/datadog/apm.socket, shared with app pods by hostPath (Datadog's recommendation). */
             socketEnabled: flag().default(true),
-            /** hostPort 8126 on every node; app pods reach it at status.hostIP. */
-            portEnabled: flag().default(false),
+            /**
+             * hostPort 8126 on every node; app pods reach it at status.hostIP. On by default
+             * (the chart's is off): the services' namespace enforces Pod Security restricted,
+             * which forbids the socket's hostPath, so they use the port.
+             */
+            portEnabled: flag().default(true),
             port: count(1, 65535).default(8126),
           })
           .strict()
@@ -207,6 +211,12 @@ export const stackConfigSchema = z
         fraud: service({ replicas: 2 }),
         /** How long payment-service waits for a fraud score before failing closed. */
         fraudTimeoutMs: count(50, 30000).default(800),
+        /**
+         * Enforce the Pod Security `restricted` level on the namespace (else only warn and
+         * audit). `restricted` forbids hostPath volumes, so the services then reach the
+         * Agent by its hostPort, not its socket: it needs datadog.apm.portEnabled.
+         */
+        enforceRestricted: flag().default(true),
       })
       .strict(),
     database: z
@@ -298,7 +308,20 @@ export const stackConfigSchema = z
       .strict(),
     slos: sloSettingsSchema,
   })
-  .strict();
+  .strict()
+  .superRefine(
+    (settings, ctx) => {
+      if (settings.services.enforceRestricted && !settings.datadog.apm.portEnabled) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["datadog", "apm", "portEnabled"],
+          message:
+            "must be true while payments-apm:services.enforceRestricted is true: Pod Security restricted forbids the hostPath mount of the Agent's socket, so the services reach the Agent by its hostPort",
+        });
+      }
+    },
+    { when: (payload) => payload.issues.length === 0 },
+  );
 
 export type StackSettings = z.infer<typeof stackConfigSchema>;
 
@@ -308,6 +331,8 @@ export interface StackConfig extends StackSettings {
     readonly datadogApiKey: pulumi.Output<string>;
     readonly datadogAppKey: pulumi.Output<string>;
     readonly databasePassword: pulumi.Output<string>;
+    /** Key of the HMAC checksums that roll pods when a Secret changes (secret-checksum.ts). */
+    readonly rolloutChecksumKey: pulumi.Output<string>;
   };
   /** The global tags every span and the Agent carry. */
   readonly globalTags: Readonly<{ cluster: string; region: string; deployment: string }>;
@@ -318,9 +343,15 @@ export const SECRET_KEYS = {
   datadogApiKey: "datadog:apiKey",
   datadogAppKey: "datadog:appKey",
   databasePassword: `${PROJECT}:databasePassword`,
+  rolloutChecksumKey: `${PROJECT}:rolloutChecksumKey`,
 } as const;
 
-const TOP_LEVEL_KEYS = new Set([...Object.keys(stackConfigSchema.shape), "databasePassword"]);
+/** The project's secret keys, by their name under `payments-apm:`. */
+const PROJECT_SECRET_NAMES = Object.values(SECRET_KEYS)
+  .filter((k) => k.startsWith(`${PROJECT}:`))
+  .map((k) => k.slice(PROJECT.length + 1));
+
+const TOP_LEVEL_KEYS = new Set([...Object.keys(stackConfigSchema.shape), ...PROJECT_SECRET_NAMES]);
 
 /**
  * Validates the raw `payments-apm:*` values (top-level key → parsed YAML value) and returns
@@ -345,6 +376,8 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): s
     return issue.keys.map((k) => `${key([...path, k])} is not a known setting`);
   }
   const value = valueAt(raw, path);
+  // A check across settings may name a key left at its default.
+  if (value === undefined && issue.code === "custom") return [`${key(path)} ${issue.message} (not set: its default)`];
   if (value === undefined) return [`${key(path)} is required`];
   const message = issue.code === "invalid_type" && !/^must/.test(issue.message) ? `must be ${issue.expected}` : issue.message;
   return [`${key(path)} ${message}, got ${JSON.stringify(value)}`];
@@ -374,7 +407,7 @@ function readRawProjectConfig(): Record<string, unknown> {
   for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (!fullKey.startsWith(prefix)) continue;
     const key = fullKey.slice(prefix.length);
-    if (key === "databasePassword") continue; // secret: read below, never as plain text
+    if (PROJECT_SECRET_NAMES.includes(key)) continue; // secret: read below, never as plain text
     raw[key] = parseConfigValue(value);
   }
   return raw;
@@ -426,10 +459,13 @@ export function loadConfig(): StackConfig {
   const datadogApiKey = secret(SECRET_KEYS.datadogApiKey, "Datadog API key");
   const datadogAppKey = secret(SECRET_KEYS.datadogAppKey, "Datadog application key");
   const databasePassword = secret(SECRET_KEYS.databasePassword, "database password");
-  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword) throw new ConfigError(problems);
+  const rolloutChecksumKey = secret(SECRET_KEYS.rolloutChecksumKey, "random key: $(openssl rand -hex 32)");
+  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !rolloutChecksumKey) {
+    throw new ConfigError(problems);
+  }
   return Object.freeze({
     ...settings,
-    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword }),
+    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, rolloutChecksumKey }),
     globalTags: Object.freeze({ cluster: settings.cluster.name, region: settings.cluster.region, deployment: settings.deployment }),
   });
 }

@@ -74,6 +74,8 @@ export interface DatadogAgentArgs {
   readonly image: string;
   /** The API key, a secret Output: it only ever goes into the Secret (its hash, into the pod template). */
   readonly apiKey: pulumi.Input<string>;
+  /** Key of the HMAC checksum that rolls the pods when the API key changes (secret-checksum.ts). */
+  readonly checksumKey: pulumi.Input<string>;
   /** Trace intake: the Unix socket, hostPort `port` on every node, or both. */
   readonly apm: { readonly socketEnabled: boolean; readonly portEnabled: boolean; readonly port: number };
   /** Verify the kubelet's serving certificate (false on EKS: its kubelets serve self-signed ones). */
@@ -403,7 +405,7 @@ export class DatadogAgent extends pulumi.ComponentResource {
                 "agent.datadoghq.com/component": "agent",
               },
               // A new API key changes the template and rolls the pods (env is read at start).
-              annotations: secretChecksumAnnotations(names.secret, secretData),
+              annotations: secretChecksumAnnotations(names.secret, secretData, args.checksumKey),
             },
             spec: {
               serviceAccountName: names.serviceAccount,

@@ -4,12 +4,21 @@
  * old one. A pod-template annotation holding a checksum of the Secret's data changes with
  * it, and a changed pod template makes the DaemonSet or Deployment roll (the Helm chart's
  * `checksum/api_key`).
+ *
+ * The checksum is an HMAC keyed by a random stack secret (`payments-apm:rolloutChecksumKey`),
+ * not a bare hash: annotations are readable by whoever may `get` the pods, and a bare
+ * SHA-256 of `{"PGPASSWORD":"…"}` would let them test password guesses offline. Without
+ * the key, the annotation says nothing about the value; with the same key and data it is
+ * the same on every run, so an unchanged Secret rolls nothing.
  */
-import { createHash } from "node:crypto";
+import { createHmac } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 
 /** The pod-template annotation tracking the Secret `secretName`: `checksum/<secretName>`. */
 export const secretChecksumAnnotation = (secretName: string) => `checksum/${secretName}`;
+
+/** The shortest checksum key accepted: 32 characters (`openssl rand -hex 32` gives 64). */
+export const MIN_CHECKSUM_KEY_LENGTH = 32;
 
 /**
  * What is hashed: the Secret's data as canonical JSON, keys sorted by UTF-16 code unit (the
@@ -23,25 +32,32 @@ export function canonicalSecretData(data: Readonly<Record<string, string>>): str
 }
 
 /**
- * SHA-256 hex of {@link canonicalSecretData} as UTF-8. Plain SHA-256, no salt or HMAC key: it
- * must be reproducible from the data alone on every run, or each `pulumi up` would roll the
- * pods. It is one-way, but not a guard for a guessable value: annotations are readable by
- * anyone who may `get` the pods.
+ * HMAC-SHA256 hex of {@link canonicalSecretData} as UTF-8, keyed by `key` (UTF-8). Throws
+ * when the key is shorter than {@link MIN_CHECKSUM_KEY_LENGTH}: a short key is guessable,
+ * and with it the annotation is a password oracle again.
  */
-export function secretDataChecksum(data: Readonly<Record<string, string>>): string {
-  return createHash("sha256").update(canonicalSecretData(data), "utf8").digest("hex");
+export function secretDataChecksum(data: Readonly<Record<string, string>>, key: string): string {
+  if (key.length < MIN_CHECKSUM_KEY_LENGTH) {
+    throw new Error(
+      `payments-apm:rolloutChecksumKey must be at least ${MIN_CHECKSUM_KEY_LENGTH} characters (e.g. \`openssl rand -hex 32\`), got ${key.length}`,
+    );
+  }
+  return createHmac("sha256", Buffer.from(key, "utf8")).update(canonicalSecretData(data), "utf8").digest("hex");
 }
 
 /**
  * The pod-template annotation for a Secret holding `data` (the same map the Secret gets as
- * `stringData`). The value is marked secret: Pulumi would mark it so anyway, being derived
- * from secret config, and this way it stays encrypted in state and shows as `[secret]` in a
- * preview whatever the caller passed. Computed from the inputs, not from the Secret's
- * outputs, so a preview already knows it and shows the pods will roll.
+ * `stringData`), keyed by `key`. The value is marked secret: Pulumi would mark it so anyway,
+ * being derived from secret config, and this way it stays encrypted in state and shows as
+ * `[secret]` in a preview whatever the caller passed. Computed from the inputs, not from the
+ * Secret's outputs, so a preview already knows it and shows the pods will roll.
  */
 export function secretChecksumAnnotations(
   secretName: string,
   data: Readonly<Record<string, pulumi.Input<string>>>,
+  key: pulumi.Input<string>,
 ): Record<string, pulumi.Output<string>> {
-  return { [secretChecksumAnnotation(secretName)]: pulumi.secret(data).apply(secretDataChecksum) };
+  return {
+    [secretChecksumAnnotation(secretName)]: pulumi.secret(pulumi.all([data, key])).apply(([d, k]) => secretDataChecksum(d, k)),
+  };
 }

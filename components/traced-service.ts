@@ -41,6 +41,8 @@ export interface TracedServiceArgs {
    * checksum of them on the pod template rolls the Deployment when one changes.
    */
   readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Key of the HMAC checksum of `secretEnv` on the pod template (secret-checksum.ts). Required with `secretEnv`. */
+  readonly checksumKey?: pulumi.Input<string>;
 }
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
@@ -105,6 +107,11 @@ export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" |
   ];
 }
 
+function checksumKey(args: TracedServiceArgs): pulumi.Input<string> {
+  if (args.checksumKey === undefined) throw new pulumi.InputPropertyError({ propertyPath: "checksumKey", reason: "is required with secretEnv" });
+  return args.checksumKey;
+}
+
 /**
  * One traced service: Deployment (non-root, read-only root filesystem, probes on the app's
  * health endpoints), Service, PodDisruptionBudget, and a Secret for its secret settings.
@@ -156,7 +163,7 @@ export class TracedService extends pulumi.ComponentResource {
             metadata: {
               labels: podLabels,
               // A new secret value changes the template and rolls the pods (env is read at start).
-              ...(readsSecret ? { annotations: secretChecksumAnnotations(secretNameFor(args.service), secretEnv) } : {}),
+              ...(readsSecret ? { annotations: secretChecksumAnnotations(secretNameFor(args.service), secretEnv, checksumKey(args)) } : {}),
             },
             spec: {
               automountServiceAccountToken: false,

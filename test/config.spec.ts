@@ -58,7 +58,9 @@ describe("stack config", () => {
       { p95: s.monitors.paymentLatencyP95Seconds, err: s.monitors.paymentErrorRate, db: s.monitors.databaseLatencyP95Seconds },
       { p95: 2, err: 0.05, db: 1 },
     );
-    assert.deepEqual(s.datadog.apm, { socketEnabled: true, portEnabled: false, port: 8126 });
+    // The port too: the services' namespace enforces Pod Security restricted, which forbids the socket's hostPath.
+    assert.deepEqual(s.datadog.apm, { socketEnabled: true, portEnabled: true, port: 8126 });
+    assert.equal(s.services.enforceRestricted, true);
     assert.equal(s.datadog.agentImage, "gcr.io/datadoghq/agent:7.81.1");
   });
 
@@ -99,6 +101,10 @@ describe("stack config", () => {
     { change: ["services.namespace", "Payments"], problem: 'payments-apm:services.namespace must be a DNS-1123 label' },
     { change: ["datadog.agentImage", "gcr.io/datadoghq/agent:latest"], problem: "payments-apm:datadog.agentImage must not use the mutable tag 'latest'" },
     { change: ["datadog.apm", { socketEnabled: false, portEnabled: false }], problem: "payments-apm:datadog.apm needs socketEnabled or portEnabled" },
+    {
+      change: ["datadog.apm", { socketEnabled: true, portEnabled: false }],
+      problem: "payments-apm:datadog.apm.portEnabled must be true while payments-apm:services.enforceRestricted is true",
+    },
     { change: ["datadog.apm.port", 70000], problem: "payments-apm:datadog.apm.port must be a whole number between 1 and 65535, got 70000" },
     { change: ["datadog.site", "datadog.com"], problem: 'payments-apm:datadog.site must be a Datadog site such as datadoghq.com or datadoghq.eu, got "datadog.com"' },
     { change: ["datadog.tolerations", [{ key: "x", operator: "Maybe" }]], problem: 'payments-apm:datadog.tolerations.0.operator must be Exists or Equal, got "Maybe"' },

@@ -29,6 +29,7 @@ function baseArgs(apm: DatadogAgentArgs["apm"], apiKey: pulumi.Input<string> = A
     env: "prod",
     globalTags: { cluster: "payments-prod", region: "eu-west-1", deployment: "blue" },
     image: "gcr.io/datadoghq/agent:7.81.1",
+    checksumKey: "rollout-checksum-key-SENTINEL-0123456789abcdef",
     apiKey,
     apm,
     kubeletTlsVerify: false,

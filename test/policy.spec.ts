@@ -237,12 +237,15 @@ describe("policy pack (policy/policies.ts)", () => {
 
   describe("deployment-trace-agent-address", () => {
     it("rejects a container with no agent address", async () => {
-      await assertOneViolation(deploymentTraceAgentAddress, withoutEnv(paymentDeployment(), "DD_TRACE_AGENT_URL"), /has neither DD_AGENT_HOST nor DD_TRACE_AGENT_URL.*status\.hostIP/);
+      const d = withoutEnv(withoutEnv(paymentDeployment(), "DD_TRACE_AGENT_URL"), "DD_AGENT_HOST");
+      await assertOneViolation(deploymentTraceAgentAddress, d, /has neither DD_AGENT_HOST nor DD_TRACE_AGENT_URL.*status\.hostIP/);
     });
 
     it("rejects a socket address without the socket directory mounted", async () => {
-      const d = paymentDeployment();
-      firstContainer(d).volumeMounts = firstContainer(d).volumeMounts.filter((m: any) => m.name !== "apm-socket");
+      // prod reaches the Agent by hostPort (Pod Security restricted): point it at the socket instead.
+      const d = withoutEnv(withoutEnv(paymentDeployment(), "DD_AGENT_HOST"), "DD_TRACE_AGENT_PORT");
+      firstContainer(d).env.push({ name: "DD_TRACE_AGENT_URL", value: "unix:///var/run/datadog/apm.socket" });
+      assert.ok(!firstContainer(d).volumeMounts.some((m: any) => m.mountPath === "/var/run/datadog"));
       await assertOneViolation(deploymentTraceAgentAddress, d, /sends traces to \/var\/run\/datadog\/apm\.socket but mounts nothing at \/var\/run\/datadog/);
     });
 

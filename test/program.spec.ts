@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import { DEFAULT_PORT, ROUTES, SERVICES, TAGS } from "../app/src/tracing/conventions";
 import { parseStackSettings } from "../components/config";
+import { podSecurityLabels } from "../components/service-namespace";
 import { validateKubernetesObject } from "../scripts/k8s-schema";
 import { datadogObjects, deploymentEnv, kubernetesObjects, type KubernetesObject } from "../scripts/manifests";
 import { runStack, type ProgramRun } from "../scripts/mock-engine";
@@ -181,15 +182,31 @@ describe("the program (index.ts) under the mock engine", () => {
     });
   }
 
-  it("reaches the trace-agent over the Unix socket in prod (socket only)", () => {
-    const env = envOf(find("prod", "Deployment", SERVICES.payment), SERVICES.payment);
-    assert.equal(env.DD_TRACE_AGENT_URL, "unix:///var/run/datadog/apm.socket");
-    assert.equal(env.DD_AGENT_HOST, undefined);
-    const pod = (find("prod", "Deployment", SERVICES.payment).spec as any).template.spec;
-    assert.deepEqual(pod.volumes.find((v: any) => v.name === "apm-socket").hostPath, { path: "/var/run/datadog", type: "DirectoryOrCreate" });
+  it("reaches the trace-agent through its hostPort in prod, where the Agent also serves the socket: restricted pods mount no hostPath", () => {
+    for (const service of [SERVICES.payment, SERVICES.fraud]) {
+      const env = envOf(find("prod", "Deployment", service), service);
+      assert.deepEqual(env.DD_AGENT_HOST, { fieldRef: { fieldPath: "status.hostIP" } });
+      assert.equal(env.DD_TRACE_AGENT_URL, undefined);
+      const pod = (find("prod", "Deployment", service).spec as any).template.spec;
+      assert.ok(!pod.volumes.some((v: any) => v.hostPath), `${service} mounts no host directory`);
+    }
     const ds = objects("prod").find((o) => o.kind === "DaemonSet")!;
     const ports = ((ds.spec as any).template.spec.containers as any[]).flatMap((c) => c.ports ?? []);
-    assert.ok(!ports.some((p) => p.hostPort === 8126), "no hostPort when the port is off");
+    assert.ok(ports.some((p) => p.hostPort === 8126), "hostPort 8126 on the trace-agent");
+    const agentEnv = Object.fromEntries(deploymentEnv(ds)["trace-agent"].map((e) => [e.name, e.value]));
+    assert.equal(agentEnv.DD_APM_RECEIVER_SOCKET, "/var/run/datadog/apm.socket", "the socket stays on for other namespaces");
+  });
+
+  it("enforces Pod Security restricted on the services namespace, and only warns when told not to", () => {
+    for (const stack of ["prod", "staging"]) {
+      const ns = find(stack, "Namespace", "payments") as { metadata: { labels?: Record<string, string> } };
+      assert.equal(ns.metadata.labels?.["pod-security.kubernetes.io/enforce"], "restricted", stack);
+      assert.equal(ns.metadata.labels?.["pod-security.kubernetes.io/enforce-version"], "v1.33", stack);
+    }
+    assert.deepEqual(podSecurityLabels(false), {
+      "pod-security.kubernetes.io/audit": "restricted",
+      "pod-security.kubernetes.io/warn": "restricted",
+    });
   });
 
   it("reaches the trace-agent through hostPort 8126 on the node's IP in staging (port only)", () => {

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHmac } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -60,10 +60,15 @@ describe("npm run render", function () {
     assert.match(stdout, /percentile\(last_5m\):p95:trace\.payment\.process_payment\{env:prod,service:payment-service\} > 2/);
     const secret = files["kubernetes/02-secret-datadog-datadog-agent-api-key.yaml"];
     assert.match(secret, /PLACEHOLDER-SECRET\(datadog:apiKey\)/, "secrets are visible placeholders");
-    // Checksum annotations are written out (the mocks unwrap secrets): the hash of the placeholder data.
+    // Checksum annotations are written out (the mocks unwrap secrets): the HMAC of the
+    // placeholder data, keyed by the placeholder checksum key.
     const ds = yaml.load(files["kubernetes/09-daemonset-datadog-datadog-agent.yaml"]) as any;
     const placeholderData = '{"api-key":"PLACEHOLDER-SECRET(datadog:apiKey)"}';
-    assert.equal(ds.spec.template.metadata.annotations["checksum/datadog-agent-api-key"], createHash("sha256").update(placeholderData).digest("hex"));
+    const placeholderKey = "PLACEHOLDER-SECRET(payments-apm:rolloutChecksumKey)";
+    assert.equal(
+      ds.spec.template.metadata.annotations["checksum/datadog-agent-api-key"],
+      createHmac("sha256", placeholderKey).update(placeholderData).digest("hex"),
+    );
 
     // Deterministic: a second render, in another process, writes the same bytes.
     const again = path.join(tmp, "in-process");

@@ -1,29 +1,38 @@
 import * as assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { SERVICES } from "../app/src/tracing/conventions";
-import { canonicalSecretData, secretChecksumAnnotation, secretDataChecksum } from "../components/secret-checksum";
+import { canonicalSecretData, MIN_CHECKSUM_KEY_LENGTH, secretChecksumAnnotation, secretDataChecksum } from "../components/secret-checksum";
 import { kubernetesObjects, type KubernetesObject } from "../scripts/manifests";
 import { runStack, type ProgramRun, type RecordedResource } from "../scripts/mock-engine";
 import { pathsContaining } from "./support/paths-containing";
 
 /** Computed here with node:crypto directly, so the component's own helper is not its own oracle. */
 const sha256 = (text: string) => createHash("sha256").update(Buffer.from(text, "utf8")).digest("hex");
+const hmac = (key: string, text: string) => createHmac("sha256", Buffer.from(key, "utf8")).update(Buffer.from(text, "utf8")).digest("hex");
+const KEY = "rollout-checksum-key-first-QZ-0123456789";
+const NEW_KEY = "rollout-checksum-key-rotated-QZ-0123456789";
 
 // Not hex, so a 64-hex checksum can never contain them by chance.
 const FIRST = {
   "datadog:apiKey": "dd-api-key-first-QZ",
   "datadog:appKey": "dd-app-key-first-QZ",
   "payments-apm:databasePassword": "db-password-first-QZ",
+  "payments-apm:rolloutChecksumKey": KEY,
 };
 const NEW_API_KEY = { ...FIRST, "datadog:apiKey": "dd-api-key-rotated-QZ" };
 const NEW_PASSWORD = { ...FIRST, "payments-apm:databasePassword": "db-password-rotated-QZ" };
-const ALL_SECRET_VALUES = [...new Set([...Object.values(FIRST), ...Object.values(NEW_API_KEY), ...Object.values(NEW_PASSWORD)])];
+const NEW_CHECKSUM_KEY = { ...FIRST, "payments-apm:rolloutChecksumKey": NEW_KEY };
+const ALL_SECRET_VALUES = [
+  ...new Set([...Object.values(FIRST), ...Object.values(NEW_API_KEY), ...Object.values(NEW_PASSWORD), ...Object.values(NEW_CHECKSUM_KEY)]),
+];
 
 const AGENT_CHECKSUM = "checksum/datadog-agent-api-key";
 const PAYMENT_CHECKSUM = "checksum/payment-service-secrets";
 /** What each rendered Secret holds, as the Secret's stringData would be written by hand. */
-const expectedAgentChecksum = (secrets: typeof FIRST) => sha256(`{"api-key":"${secrets["datadog:apiKey"]}"}`);
-const expectedPaymentChecksum = (secrets: typeof FIRST) => sha256(`{"PGPASSWORD":"${secrets["payments-apm:databasePassword"]}"}`);
+const expectedAgentChecksum = (secrets: typeof FIRST) =>
+  hmac(secrets["payments-apm:rolloutChecksumKey"], `{"api-key":"${secrets["datadog:apiKey"]}"}`);
+const expectedPaymentChecksum = (secrets: typeof FIRST) =>
+  hmac(secrets["payments-apm:rolloutChecksumKey"], `{"PGPASSWORD":"${secrets["payments-apm:databasePassword"]}"}`);
 
 function resource(run: ProgramRun, kind: string, name: string): { resource: RecordedResource; object: KubernetesObject } {
   const found = kubernetesObjects(run).find((o) => o.object.kind === kind && o.object.metadata.name === name);
@@ -52,20 +61,36 @@ function checksumAnnotations(run: ProgramRun): Record<string, string> {
 
 describe("rolling the pods when a secret changes", () => {
   describe("secretDataChecksum", () => {
-    it("is the SHA-256 hex of the Secret's data as compact JSON with sorted keys, in UTF-8", () => {
-      // Known answer, from `printf '%s' '{"api-key":"PLACEHOLDER-SECRET(datadog:apiKey)"}' | sha256sum`.
-      assert.equal(secretDataChecksum({ "api-key": "PLACEHOLDER-SECRET(datadog:apiKey)" }), "948a4cf0b096370b920833648c92a10c4b475452f7ed7b73654fa368725bfe7f");
+    it("is the HMAC-SHA256 hex, keyed by the stack's checksum key, of the Secret's data as compact JSON with sorted keys", () => {
+      // Known answer: `printf '%s' '{"api-key":"PLACEHOLDER-SECRET(datadog:apiKey)"}' | openssl dgst -sha256 -hmac 0123456789abcdef0123456789abcdef`.
+      assert.equal(
+        secretDataChecksum({ "api-key": "PLACEHOLDER-SECRET(datadog:apiKey)" }, "0123456789abcdef0123456789abcdef"),
+        "2ad94c452347e7d29b1911733576335ca15e1f02143bfa529ca628e1f2733101",
+      );
       assert.equal(canonicalSecretData({ b: "2", a: "1", "a-b": "3" }), '{"a":"1","a-b":"3","b":"2"}');
-      assert.equal(secretDataChecksum({ PGPASSWORD: "pässwörd \"quoted\"" }), sha256('{"PGPASSWORD":"pässwörd \\"quoted\\""}'));
+      assert.equal(secretDataChecksum({ PGPASSWORD: "pässwörd \"quoted\"" }, KEY), hmac(KEY, '{"PGPASSWORD":"pässwörd \\"quoted\\""}'));
+    });
+
+    it("is no password oracle: without the key, a guess of the value cannot be checked against it", () => {
+      const data = { PGPASSWORD: "summer2026" };
+      const checksum = secretDataChecksum(data, KEY);
+      assert.notEqual(checksum, sha256(canonicalSecretData(data)), "not the bare SHA-256 a guess could be hashed to");
+      assert.notEqual(secretDataChecksum(data, NEW_KEY), checksum, "another key, another checksum");
+    });
+
+    it("refuses a key shorter than 32 characters, naming the stack setting", () => {
+      assert.equal(MIN_CHECKSUM_KEY_LENGTH, 32);
+      assert.throws(() => secretDataChecksum({ A: "1" }, "x".repeat(31)), /payments-apm:rolloutChecksumKey must be at least 32 characters/);
+      assert.doesNotThrow(() => secretDataChecksum({ A: "1" }, "x".repeat(32)));
     });
 
     it("does not depend on key order, and changes with any value or key", () => {
-      const base = secretDataChecksum({ A: "1", B: "2" });
-      assert.equal(secretDataChecksum({ B: "2", A: "1" }), base);
-      assert.notEqual(secretDataChecksum({ A: "1", B: "3" }), base, "a new value");
-      assert.notEqual(secretDataChecksum({ A: "1", C: "2" }), base, "a renamed key");
-      assert.notEqual(secretDataChecksum({ A: "1" }), base, "a removed key");
-      assert.notEqual(secretDataChecksum({ A: "1", B: "2", C: "" }), base, "an added key");
+      const base = secretDataChecksum({ A: "1", B: "2" }, KEY);
+      assert.equal(secretDataChecksum({ B: "2", A: "1" }, KEY), base);
+      assert.notEqual(secretDataChecksum({ A: "1", B: "3" }, KEY), base, "a new value");
+      assert.notEqual(secretDataChecksum({ A: "1", C: "2" }, KEY), base, "a renamed key");
+      assert.notEqual(secretDataChecksum({ A: "1" }, KEY), base, "a removed key");
+      assert.notEqual(secretDataChecksum({ A: "1", B: "2", C: "" }, KEY), base, "an added key");
     });
 
     it("names the annotation after the Secret, as a valid annotation key", () => {
@@ -78,24 +103,25 @@ describe("rolling the pods when a secret changes", () => {
   });
 
   describe("index.ts under the mock engine (prod), rendered with different secrets", () => {
-    const runs = {} as { first: ProgramRun; newApiKey: ProgramRun; newPassword: ProgramRun };
+    const runs = {} as { first: ProgramRun; newApiKey: ProgramRun; newPassword: ProgramRun; newChecksumKey: ProgramRun };
     before(async function () {
       this.timeout(60_000);
       runs.first = await runStack("prod", { secrets: FIRST });
       runs.newApiKey = await runStack("prod", { secrets: NEW_API_KEY });
       runs.newPassword = await runStack("prod", { secrets: NEW_PASSWORD });
+      runs.newChecksumKey = await runStack("prod", { secrets: NEW_CHECKSUM_KEY });
     });
 
-    it("annotates the Agent's pod template with the SHA-256 of exactly what its Secret holds", () => {
+    it("annotates the Agent's pod template with the keyed checksum of exactly what its Secret holds", () => {
       assert.equal(agentAnnotations(runs.first)[AGENT_CHECKSUM], expectedAgentChecksum(FIRST));
       const secret = resource(runs.first, "Secret", "datadog-agent-api-key").object as any;
-      assert.equal(agentAnnotations(runs.first)[AGENT_CHECKSUM], sha256(JSON.stringify(secret.stringData)));
+      assert.equal(agentAnnotations(runs.first)[AGENT_CHECKSUM], hmac(KEY, JSON.stringify(secret.stringData)));
     });
 
-    it("annotates payment-service's pod template with the SHA-256 of its Secret, and fraud-service (no Secret) with none", () => {
+    it("annotates payment-service's pod template with the keyed checksum of its Secret, and fraud-service (no Secret) with none", () => {
       assert.equal(paymentAnnotations(runs.first)[PAYMENT_CHECKSUM], expectedPaymentChecksum(FIRST));
       const secret = resource(runs.first, "Secret", "payment-service-secrets").object as any;
-      assert.equal(paymentAnnotations(runs.first)[PAYMENT_CHECKSUM], sha256(JSON.stringify(secret.stringData)));
+      assert.equal(paymentAnnotations(runs.first)[PAYMENT_CHECKSUM], hmac(KEY, JSON.stringify(secret.stringData)));
       assert.equal(podTemplate(runs.first, "Deployment", SERVICES.fraud).metadata.annotations, undefined);
       assert.deepEqual(Object.keys(checksumAnnotations(runs.first)).sort(), [
         `DaemonSet/datadog-agent ${AGENT_CHECKSUM}`,
@@ -115,6 +141,15 @@ describe("rolling the pods when a secret changes", () => {
       assert.notEqual(paymentAnnotations(runs.newPassword)[PAYMENT_CHECKSUM], paymentAnnotations(runs.first)[PAYMENT_CHECKSUM]);
       assert.deepEqual(templateWithoutAnnotations(runs.newPassword, "Deployment", SERVICES.payment), templateWithoutAnnotations(runs.first, "Deployment", SERVICES.payment));
       assert.deepEqual(agentAnnotations(runs.newPassword), agentAnnotations(runs.first), "the Agent does not roll");
+    });
+
+    it("rolls every pod that reads a Secret when the checksum key is rotated, and changes nothing else", () => {
+      assert.equal(agentAnnotations(runs.newChecksumKey)[AGENT_CHECKSUM], expectedAgentChecksum(NEW_CHECKSUM_KEY));
+      assert.equal(paymentAnnotations(runs.newChecksumKey)[PAYMENT_CHECKSUM], expectedPaymentChecksum(NEW_CHECKSUM_KEY));
+      assert.notEqual(agentAnnotations(runs.newChecksumKey)[AGENT_CHECKSUM], agentAnnotations(runs.first)[AGENT_CHECKSUM]);
+      assert.deepEqual(templateWithoutAnnotations(runs.newChecksumKey, "Deployment", SERVICES.payment), templateWithoutAnnotations(runs.first, "Deployment", SERVICES.payment));
+      const secrets = (run: ProgramRun) => kubernetesObjects(run).filter((o) => o.object.kind === "Secret").map((o) => o.object);
+      assert.deepEqual(secrets(runs.newChecksumKey), secrets(runs.first), "the key itself goes into no Secret");
     });
 
     it("marks every checksum secret, so it stays encrypted in state", () => {
