@@ -1,4 +1,4 @@
-import { PROJECT } from "../../components/config";
+import { PROJECT, SECRET_KEYS } from "../../components/config";
 import { stackConfigFromFile } from "../../scripts/mock-engine";
 
 /** The `payments-apm:*` values of Pulumi.<stack>.yaml as the program receives them, parsed. */
@@ -6,7 +6,7 @@ export function rawSettings(stack: string): Record<string, any> {
   const { config } = stackConfigFromFile(stack);
   const raw: Record<string, any> = {};
   for (const [key, value] of Object.entries(config)) {
-    if (!key.startsWith(`${PROJECT}:`) || key === `${PROJECT}:databasePassword`) continue;
+    if (!key.startsWith(`${PROJECT}:`) || (Object.values(SECRET_KEYS) as string[]).includes(key)) continue;
     raw[key.slice(PROJECT.length + 1)] = /^[[{]/.test(value) ? JSON.parse(value) : value;
   }
   return raw;
