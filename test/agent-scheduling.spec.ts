@@ -190,7 +190,8 @@ describe("the Agent on EKS nodes", () => {
     it("leaves the hostname to IMDS by default", async () => {
       const run = await render(prodArgs());
       assert.equal(volumes(run)["cloudinit-instance-id-file"], undefined);
-      for (const list of Object.values(agentEnv(prodArgs()))) assert.ok(!list.some((e) => e.name === "DD_HOSTNAME_FILE"));
+      const env = agentEnv(prodArgs());
+      for (const list of [env.agent, env.traceAgent, env.init]) assert.ok(!list.some((e) => e.name === "DD_HOSTNAME_FILE"));
     });
   });
 });
