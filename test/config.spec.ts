@@ -61,7 +61,7 @@ describe("stack config", () => {
     // The port too: the services' namespace enforces Pod Security restricted, which forbids the socket's hostPath.
     assert.deepEqual(s.datadog.apm, { socketEnabled: true, portEnabled: true, port: 8126 });
     assert.equal(s.services.enforceRestricted, true);
-    assert.equal(s.datadog.agentImage, "gcr.io/datadoghq/agent:7.81.1");
+    assert.equal(s.datadog.agentImage, "public.ecr.aws/datadog/agent:7.81.1");
   });
 
   it("takes numbers and booleans typed as strings by `pulumi config set --path`", () => {
@@ -104,6 +104,10 @@ describe("stack config", () => {
     {
       change: ["datadog.apm", { socketEnabled: true, portEnabled: false }],
       problem: "payments-apm:datadog.apm.portEnabled must be true while payments-apm:services.enforceRestricted is true",
+    },
+    {
+      change: ["datadog", { ...rawSettings("prod").datadog, deployAgent: false, existingAgent: { socketPath: "/var/run/datadog/apm.socket" } }],
+      problem: "payments-apm:datadog.existingAgent.port is required while payments-apm:services.enforceRestricted is true",
     },
     { change: ["datadog.apm.port", 70000], problem: "payments-apm:datadog.apm.port must be a whole number between 1 and 65535, got 70000" },
     { change: ["datadog.site", "datadog.com"], problem: 'payments-apm:datadog.site must be a Datadog site such as datadoghq.com or datadoghq.eu, got "datadog.com"' },
