@@ -10,10 +10,14 @@ import { EksCluster } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
 import { agentSamplers, TraceRetention } from "./components/sampling";
+import { agentPodSelector, NetworkPolicies, paymentPathWorkloads } from "./components/network-policies";
 import { ServiceNamespace } from "./components/service-namespace";
 import { agentConnectionOf, viaHostPort, TracedService } from "./components/traced-service";
 
 const config = loadConfig();
+/** Where payment-service finds the database's CA bundle (a read-only ConfigMap volume). */
+const LEDGER_CA_DIR = "/etc/payments/ledger-ca";
+const LEDGER_CA_FILE = "ca.pem";
 const { environment: env, globalTags } = config;
 
 const cluster = new EksCluster("eks", { clusterName: config.cluster.name, region: config.cluster.region });
@@ -52,13 +56,14 @@ const namespace = new ServiceNamespace(
   { name: config.services.namespace, enforceRestricted: config.services.enforceRestricted },
   k8s,
 );
+// Pod Security restricted forbids the socket's hostPath: the hostPort then (config.ts checks there is one).
+const agentConnection = config.services.enforceRestricted ? viaHostPort(agentConnectionOf(config.datadog)) : agentConnectionOf(config.datadog);
 const common = {
   namespace: namespace.name,
   env,
   globalTags,
   sampling: config.sampling,
-  // Pod Security restricted forbids the socket's hostPath: the hostPort then (config.ts checks there is one).
-  agent: config.services.enforceRestricted ? viaHostPort(agentConnectionOf(config.datadog)) : agentConnectionOf(config.datadog),
+  agent: agentConnection,
 };
 
 const fraud = new TracedService(
@@ -84,13 +89,37 @@ const payment = new TracedService(
       PGDATABASE: config.database.name,
       PGUSER: config.database.user,
       PG_POOL_MAX: String(config.database.poolMax),
+      // TLS only, the certificate checked against the CA bundle and the host name.
+      PGSSLMODE: "verify-full",
+      PGSSLROOTCERT: `${LEDGER_CA_DIR}/${LEDGER_CA_FILE}`,
       FRAUD_SERVICE_URL: `http://${SERVICES.fraud}.${config.services.namespace}.svc.cluster.local`,
       FRAUD_TIMEOUT_MS: String(config.services.fraudTimeoutMs),
     },
     secretEnv: { PGPASSWORD: config.secrets.databasePassword },
+    configFiles: [{ name: "ledger-ca", mountPath: LEDGER_CA_DIR, data: { [LEDGER_CA_FILE]: config.database.caBundle } }],
     checksumKey: config.secrets.rolloutChecksumKey,
   },
   { ...k8s, dependsOn: afterAgent },
+);
+
+// Only the flows of the payment path: default deny, then each workload's own calls.
+new NetworkPolicies(
+  "network-policies",
+  {
+    namespace: namespace.name,
+    namespaceName: config.services.namespace,
+    clusterEnforces: config.network.clusterEnforces,
+    workloads: paymentPathWorkloads(SERVICES, {
+      paymentIngressFrom: config.network.paymentIngressFrom,
+      database: { cidrs: config.network.databaseCidrs, port: config.database.port },
+      redis: { cidrs: config.network.redisCidrs, port: config.redis.port },
+      jwksCidrs: config.network.jwksCidrs,
+      nodeCidrs: config.network.nodeCidrs,
+      agentHostPort: agentConnection.socketEnabled ? undefined : agentConnection.port,
+      agentPods: config.datadog.deployAgent ? agentPodSelector(config.datadog.namespace) : undefined,
+    }),
+  },
+  k8s,
 );
 
 const retention = new TraceRetention("trace-retention", { policy: config.sampling, env, services: [SERVICES.payment, SERVICES.fraud] });

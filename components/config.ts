@@ -106,6 +106,32 @@ const toleration = z
   })
   .strict();
 
+/** An IPv4 CIDR, e.g. 10.20.64.0/20. */
+const ipv4Cidr = () =>
+  z
+    .string({ error: "must be a string" })
+    .regex(/^(\d{1,3})(\.\d{1,3}){3}\/(\d|[12]\d|3[0-2])$/, "must be an IPv4 CIDR such as 10.20.64.0/20")
+    .refine((c) => c.split("/")[0].split(".").every((o) => Number(o) <= 255), { message: "must be an IPv4 CIDR such as 10.20.64.0/20" })
+    .refine((c) => !c.endsWith("/0"), { message: "must not be 0.0.0.0/0 (the internet at large): name the range the endpoint is in" });
+
+/** One or more PEM certificates and nothing else. */
+const pemBundle = () =>
+  z
+    .string({ error: "must be a string holding PEM certificates" })
+    .refine((s) => /^\s*(-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----\s*)+$/.test(s), {
+      message: "must be a PEM bundle: one or more -----BEGIN CERTIFICATE----- blocks and nothing else",
+    });
+
+const labelMap = () => z.record(z.string({ error: "must be a string" }), z.string({ error: "must be a string" }));
+
+/** Who may reach payment-service: pods by namespace and/or pod labels, at least one label in all. */
+const peerSelector = z
+  .object({ namespaceSelector: labelMap().optional(), podSelector: labelMap().optional() })
+  .strict()
+  .refine((p) => Object.keys(p.namespaceSelector ?? {}).length + Object.keys(p.podSelector ?? {}).length > 0, {
+    message: "needs a namespaceSelector or a podSelector with at least one label (an empty selector lets every pod in)",
+  });
+
 const notifyHandle = z
   .string({ error: "must be a string" })
   .regex(/^@[\w.+-]+(@[\w.-]+)?$/, "must be a Datadog notification handle such as @slack-payments-alerts or @pagerduty-payments");
@@ -309,6 +335,12 @@ export const stackConfigSchema = z
         name: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
         user: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
         poolMax: count(1, 200).default(10),
+        /**
+         * PEM bundle of the CAs the database's certificate must chain to (for RDS, its
+         * global bundle). payment-service connects with TLS verify-full against it, never in
+         * cleartext; it reaches the pods as a read-only ConfigMap file.
+         */
+        caBundle: pemBundle(),
       })
       .strict(),
     redis: z
@@ -390,6 +422,27 @@ export const stackConfigSchema = z
       })
       .strict(),
     slos: sloSettingsSchema,
+    /** Which flows the services namespace's NetworkPolicies allow (components/network-policies.ts). */
+    network: z
+      .object({
+        /**
+         * The cluster enforces NetworkPolicies (EKS: the vpc-cni add-on with its network
+         * policy support on). False: they are still created, and preview warns that nothing
+         * enforces them.
+         */
+        clusterEnforces: flag().default(true),
+        /** Sources allowed to reach payment-service (the ingress controller or API gateway). */
+        paymentIngressFrom: z.array(peerSelector).min(1, "must name at least one source (the ingress controller or API gateway)"),
+        /** Where the ledger database is (port: database.port). */
+        databaseCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
+        /** Where Redis is (port: redis.port). */
+        redisCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
+        /** The nodes' addresses: the services reach the Agent on its hostPort there. */
+        nodeCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
+        /** HTTPS (443) endpoints of the identity provider's and the cluster issuer's JWKS (or the egress proxy in front of them). */
+        jwksCidrs: z.array(ipv4Cidr()).default([]),
+      })
+      .strict(),
   })
   .strict()
   .superRefine(

@@ -5,7 +5,8 @@ import { DEFAULT_PORT, ROUTES, type ServiceName } from "../app/src/tracing/conve
 import { APM_SOCKET_DIR, APM_SOCKET_PATH } from "./datadog-agent";
 import type { ResourceSettings } from "./datadog-agent";
 import { tracerSamplingEnv, type SamplingPolicy } from "./sampling";
-import { secretChecksumAnnotations } from "./secret-checksum";
+import { createHash } from "node:crypto";
+import { canonicalSecretData, secretChecksumAnnotations } from "./secret-checksum";
 
 /** How pods on a node reach the node's trace-agent. Mirrors the Agent's `apm` settings. */
 export interface AgentConnection {
@@ -96,6 +97,21 @@ export interface TracedServiceArgs {
   readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
   /** Key of the HMAC checksum of `secretEnv` on the pod template (secret-checksum.ts). Required with `secretEnv`. */
   readonly checksumKey?: pulumi.Input<string>;
+  /**
+   * Non-secret files (a CA bundle): each a ConfigMap `<service>-<name>` mounted read-only as
+   * a directory at `mountPath`, one file per key. A SHA-256 of the data on the pod template
+   * rolls the pods when it changes (the app reads them at start). Default none.
+   */
+  readonly configFiles?: readonly ConfigFiles[];
+}
+
+export interface ConfigFiles {
+  /** Volume name and ConfigMap suffix, e.g. "ledger-ca". */
+  readonly name: string;
+  /** Directory the files appear in, e.g. /etc/payments/ledger-ca. */
+  readonly mountPath: string;
+  /** File name → content. */
+  readonly data: Readonly<Record<string, string>>;
 }
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
@@ -193,6 +209,14 @@ export class TracedService extends pulumi.ComponentResource {
     const socket = agentSocketVolume(args.agent);
     const volumes: k8s.types.input.core.v1.Volume[] = [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }, ...socket.volumes];
     const mounts: k8s.types.input.core.v1.VolumeMount[] = [{ name: "tmp", mountPath: "/tmp" }, ...socket.mounts];
+    const fileChecksums: Record<string, string> = {};
+    for (const files of args.configFiles ?? []) {
+      const configMapName = `${args.service}-${files.name}`;
+      new k8s.core.v1.ConfigMap(`${name}-${files.name}`, { metadata: { name: configMapName, namespace: args.namespace, labels }, data: { ...files.data } }, { parent: this });
+      volumes.push({ name: files.name, configMap: { name: configMapName, defaultMode: 0o444 } });
+      mounts.push({ name: files.name, mountPath: files.mountPath, readOnly: true });
+      fileChecksums[`checksum/${configMapName}`] = createHash("sha256").update(canonicalSecretData(files.data), "utf8").digest("hex");
+    }
 
     const httpGet = (path: string) => ({ httpGet: { path, port: "http" } });
     const deployment = new k8s.apps.v1.Deployment(
@@ -206,8 +230,10 @@ export class TracedService extends pulumi.ComponentResource {
           template: {
             metadata: {
               labels: podLabels,
-              // A new secret value changes the template and rolls the pods (env is read at start).
-              ...(readsSecret ? { annotations: secretChecksumAnnotations(secretNameFor(args.service), secretEnv, checksumKey(args)) } : {}),
+              // A new secret value or file changes the template and rolls the pods (both are read at start).
+              ...(readsSecret || Object.keys(fileChecksums).length
+                ? { annotations: { ...fileChecksums, ...(readsSecret ? secretChecksumAnnotations(secretNameFor(args.service), secretEnv, checksumKey(args)) : {}) } }
+                : {}),
             },
             spec: {
               automountServiceAccountToken: false,

@@ -31,9 +31,15 @@ describe("stack config", () => {
         payment: { image: "repo/payment-service:1.0.0", version: "1.0.0" },
         fraud: { image: "repo/fraud-service@sha256:" + "a".repeat(64), version: "1.0.0" },
       },
-      database: { host: "db.internal" },
+      database: { host: "db.internal", caBundle: rawSettings("prod").database.caBundle },
       redis: { host: "redis.internal" },
       monitors: { notify: ["@slack-payments"] },
+      network: {
+        paymentIngressFrom: [{ namespaceSelector: { "kubernetes.io/metadata.name": "ingress-nginx" } }],
+        databaseCidrs: ["10.0.64.0/20"],
+        redisCidrs: ["10.0.96.0/20"],
+        nodeCidrs: ["10.0.0.0/19"],
+      },
     };
     const s = parseStackSettings(minimal);
     assert.deepEqual(

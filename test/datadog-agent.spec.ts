@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHmac } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
@@ -255,8 +255,8 @@ describe("DatadogAgent", () => {
       }
     });
 
-    it("annotates the pod template with the SHA-256 of the Secret's data, marked secret, so a new key rolls the pods", () => {
-      const expected = createHash("sha256").update(`{"api-key":"${API_KEY_SENTINEL}"}`, "utf8").digest("hex");
+    it("annotates the pod template with the keyed checksum (HMAC-SHA256) of the Secret's data, marked secret, so a new key rolls the pods", () => {
+      const expected = createHmac("sha256", "rollout-checksum-key-SENTINEL-0123456789abcdef").update(`{"api-key":"${API_KEY_SENTINEL}"}`, "utf8").digest("hex");
       const annotation = "spec.template.metadata.annotations.checksum/datadog-agent-api-key";
       for (const mode of modes) {
         const ds = only(rendered[mode], "kubernetes:apps/v1:DaemonSet");

@@ -3,9 +3,17 @@ import { commonEnv, integerVar, loadEnv } from "../server/env";
 
 /**
  * payment-service environment. PGHOST, PGPORT, PGDATABASE, PGUSER and PGPASSWORD are read
- * by pg itself; DD_* by dd-trace.
+ * by pg itself; DD_* by dd-trace. PGSSLMODE and PGSSLROOTCERT keep libpq's names but are
+ * read here: pg alone would trust the system CAs and skip nothing else.
  */
 export const paymentServiceEnv = {
+  /**
+   * `verify-full` (default): TLS only, the server's certificate must chain to PGSSLROOTCERT
+   * and name PGHOST; no fallback to cleartext. `disable`: cleartext, for a local database.
+   */
+  PGSSLMODE: z.preprocess((v) => (v === "" ? undefined : v), z.enum(["verify-full", "disable"]).default("verify-full")),
+  /** PEM bundle of the CAs the database's certificate may chain to (e.g. the RDS bundle, mounted read-only). */
+  PGSSLROOTCERT: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
   ...commonEnv,
   /** Base URL of fraud-service, e.g. http://fraud-service.payments.svc.cluster.local:8080. */
   FRAUD_SERVICE_URL: z.url({ protocol: /^https?$/ }),
@@ -19,5 +27,12 @@ export const paymentServiceEnv = {
 export type PaymentServiceConfig = ReturnType<typeof loadPaymentServiceConfig>;
 
 export function loadPaymentServiceConfig(env: NodeJS.ProcessEnv = process.env) {
-  return loadEnv(paymentServiceEnv, env);
+  const config = loadEnv(paymentServiceEnv, env);
+  if (config.PGSSLMODE === "verify-full" && !config.PGSSLROOTCERT) {
+    process.stderr.write(
+      `${JSON.stringify({ level: "fatal", msg: "invalid environment: PGSSLROOTCERT: required with PGSSLMODE=verify-full", variable: "PGSSLROOTCERT" })}\n`,
+    );
+    process.exit(1);
+  }
+  return config;
 }

@@ -19,6 +19,7 @@ async function main(): Promise<void> {
     statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
     connectTimeoutMs: config.PG_CONNECT_TIMEOUT_MS,
     applicationName: process.env.DD_SERVICE ?? SERVICES.payment,
+    tls: config.PGSSLMODE === "verify-full" ? { mode: "verify-full", caFile: config.PGSSLROOTCERT as string } : { mode: "disable" },
   });
   pool.on("error", (error) => logger.error({ err: error }, "idle database connection failed"));
 
@@ -29,6 +30,14 @@ async function main(): Promise<void> {
     logger,
   }, inFlight, serverLimits(config));
   shutdownOnSignals({ app, inFlight, logger, closers: [() => pool.end()], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+
+  // Said once at start-up, plainly, when the database cannot be reached (a TLS problem
+  // above all: wrong CA, a certificate for another host, a server without TLS). The
+  // service still starts; /readyz answers 503 until the database answers.
+  await pool.query("SELECT 1").then(
+    () => logger.info({ tls: config.PGSSLMODE }, "database reachable"),
+    (error: Error) => logger.error({ err: error, tls: config.PGSSLMODE }, "database unreachable at start-up"),
+  );
 
   await app.listen({ port: config.PORT, host: config.HOST });
   logger.info({ port: (app.server.address() as AddressInfo).port }, "listening");

@@ -36,7 +36,9 @@ export async function createTestDatabase(name: string, server: PgServer = PG): P
   pool.on("error", () => undefined);
   return {
     name,
-    env: { PGHOST: server.host, PGPORT: String(server.port), PGUSER: server.user, PGDATABASE: name },
+    // The test servers speak no TLS unless a spec turns it on (ledger-tls.spec.ts): the
+    // rendered verify-full is replaced here, by name, for them.
+    env: { PGHOST: server.host, PGPORT: String(server.port), PGUSER: server.user, PGDATABASE: name, PGSSLMODE: "disable" },
     pool,
     async drop() {
       await pool.end();

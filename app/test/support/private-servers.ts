@@ -63,11 +63,19 @@ function runAs(): { prefix: string[]; uid?: number; gid?: number } {
 
 export type StopMode = "fast" | "immediate";
 
+/** The uid/gid the private servers run as (root runs them as `postgres`), for files they must own. */
+export function serverOwner(): { uid: number; gid: number } | undefined {
+  const user = runAs();
+  return user.uid !== undefined && user.gid !== undefined ? { uid: user.uid, gid: user.gid } : undefined;
+}
+
 export class PrivatePostgres {
   readonly server: PgServer;
   private readonly bin: string;
   private readonly prefix: string[];
   private destroyed = false;
+  /** Server certificate and key files while TLS is on (`-c ssl=on`). */
+  private tls: { certFile: string; keyFile: string } | undefined;
   private readonly onExit = () => this.destroySync();
 
   private constructor(
@@ -122,6 +130,7 @@ export class PrivatePostgres {
       // but keep synchronous_commit on, so a commit is acknowledged only once it is in the WAL.
       "-c fsync=off",
       "-c full_page_writes=off",
+      ...(this.tls ? ["-c ssl=on", `-c ssl_cert_file=${this.tls.certFile}`, `-c ssl_key_file=${this.tls.keyFile}`] : []),
     ].join(" ");
     await this.exec(path.join(this.bin, "pg_ctl"), [
       "-D",
@@ -144,6 +153,16 @@ export class PrivatePostgres {
    */
   async stopServer(mode: StopMode): Promise<void> {
     await this.exec(path.join(this.bin, "pg_ctl"), ["-D", this.dataDir, "-m", mode, "-w", "-t", "60", "stop"]);
+  }
+
+  /**
+   * Restarts the server presenting `certificate` over TLS (`undefined`: TLS off). Clients
+   * may still connect without TLS (trust on 127.0.0.1): refusing cleartext is their job.
+   */
+  async useTls(certificate: { certFile: string; keyFile: string } | undefined): Promise<void> {
+    await this.stopServer("fast");
+    this.tls = certificate;
+    await this.startServer();
   }
 
   /** The server's log, for failure messages. */
