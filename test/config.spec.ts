@@ -40,14 +40,18 @@ describe("stack config", () => {
       ...minimal,
       datadog: {
         site: "datadoghq.com",
+        deployAgent: true,
         namespace: "datadog",
-        agentImage: "gcr.io/datadoghq/agent:7.81.1",
+        agentImage: "public.ecr.aws/datadog/agent:7.81.1",
+        priorityClass: { create: true, value: 1_000_000_000 },
+        criSocketPath: "/var/run/containerd/containerd.sock",
+        useHostnameFromFile: false,
         apm: { socketEnabled: true, portEnabled: false, port: 8126 },
         // EKS kubelets serve self-signed certificates: verifying them would stop the Agent.
         kubeletTlsVerify: false,
         tolerations: [],
         agentResources: { cpuRequest: "200m", memoryRequest: "256Mi", memoryLimit: "512Mi" },
-        traceAgentResources: { cpuRequest: "100m", memoryRequest: "200Mi", memoryLimit: "400Mi" },
+        traceAgentResources: { cpuRequest: "100m", memoryRequest: "200Mi", memoryLimit: "400Mi", cpuLimit: "1" },
       },
       services: {
         namespace: "payments",

@@ -238,7 +238,7 @@ describe("DatadogAgent", () => {
     });
 
     it("renders objects that pass the Kubernetes schemas in every APM mode", () => {
-      for (const mode of modes) assert.equal(assertValidKubernetesObjects(rendered[mode].run.resources), 6, mode);
+      for (const mode of modes) assert.equal(assertValidKubernetesObjects(rendered[mode].run.resources), 7, mode);
     });
 
     it("creates every Kubernetes object with the provider passed in opts", () => {
@@ -296,6 +296,7 @@ describe("DatadogAgent", () => {
         ServiceAccount: ["datadog-agent", "datadog"],
         ClusterRole: ["datadog-datadog-agent", undefined],
         ClusterRoleBinding: ["datadog-datadog-agent", undefined],
+        PriorityClass: ["datadog-datadog-agent", undefined],
         DaemonSet: ["datadog-agent", "datadog"],
       });
       assert.deepEqual(kubernetesObjects(r).map((o) => o.name).sort(), [
@@ -304,6 +305,7 @@ describe("DatadogAgent", () => {
         "datadog-agent-cluster-role-binding",
         "datadog-agent-daemonset",
         "datadog-agent-namespace",
+        "datadog-agent-priority-class",
         "datadog-agent-service-account",
       ]);
       assert.equal(only(r, "kubernetes:core/v1:Namespace").inputs.metadata.labels["pod-security.kubernetes.io/enforce"], "privileged");
@@ -357,7 +359,7 @@ describe("DatadogAgent", () => {
       for (const c of pod.containers) assert.deepEqual(c.securityContext, { readOnlyRootFilesystem: true }, c.name);
       assert.deepEqual(container(r, "agent").command, ["agent", "run"]);
       assert.deepEqual(container(r, "trace-agent").command, ["trace-agent", "-config=/etc/datadog-agent/datadog.yaml"]);
-      assert.equal(pod.priorityClassName, undefined);
+      assert.equal(pod.priorityClassName, "datadog-datadog-agent");
       assert.equal(pod.hostNetwork, undefined);
       assert.equal(pod.hostPID, undefined);
     });
@@ -470,6 +472,7 @@ describe("DatadogAgent", () => {
         DD_KUBERNETES_KUBELET_HOST: { fieldRef: { fieldPath: "status.hostIP" } },
         DD_KUBELET_TLS_VERIFY: "false",
         DD_CRI_SOCKET_PATH: "/host/var/run/containerd/containerd.sock",
+        DD_AUTOCONFIG_INCLUDE_FEATURES: "containerd",
       };
       const apm = {
         DD_APM_ENABLED: "true",
@@ -497,7 +500,15 @@ describe("DatadogAgent", () => {
         DD_KUBERNETES_USE_ENDPOINT_SLICES: "true",
         ...apm,
       });
-      assert.deepEqual(envMap(container(r, "trace-agent").env), { ...shared, DD_LOG_LEVEL: "INFO", ...apm, DD_DOGSTATSD_SOCKET: "/var/run/datadog/dsd.socket" });
+      assert.deepEqual(envMap(container(r, "trace-agent").env), {
+        ...shared,
+        DD_LOG_LEVEL: "INFO",
+        ...apm,
+        // Half the 400Mi memory limit; no CPU limit in these args, so no CPU limiter.
+        DD_APM_MAX_MEMORY: "209715200",
+        DD_APM_MAX_CPU_PERCENT: "0",
+        DD_DOGSTATSD_SOCKET: "/var/run/datadog/dsd.socket",
+      });
       assert.deepEqual(envMap(podSpec(r).initContainers[1].env), { ...shared, DD_LEADER_ELECTION: "true", DD_LEADER_ELECTION_DEFAULT_RESOURCE: "lease" });
     });
 
