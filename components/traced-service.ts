@@ -194,6 +194,8 @@ export class TracedService extends pulumi.ComponentResource {
 
     const secretEnv = args.secretEnv ?? {};
     const readsSecret = Object.keys(secretEnv).length > 0;
+    // Validated before any child exists.
+    const secretChecksum = readsSecret ? secretChecksumAnnotations(secretNameFor(args.service), secretEnv, checksumKey(args)) : {};
     if (readsSecret) {
       new k8s.core.v1.Secret(
         `${name}-secrets`,
@@ -232,7 +234,7 @@ export class TracedService extends pulumi.ComponentResource {
               labels: podLabels,
               // A new secret value or file changes the template and rolls the pods (both are read at start).
               ...(readsSecret || Object.keys(fileChecksums).length
-                ? { annotations: { ...fileChecksums, ...(readsSecret ? secretChecksumAnnotations(secretNameFor(args.service), secretEnv, checksumKey(args)) : {}) } }
+                ? { annotations: { ...fileChecksums, ...secretChecksum } }
                 : {}),
             },
             spec: {

@@ -494,6 +494,10 @@ describe("DatadogAgent", () => {
         DD_APM_FEATURES: "error_rare_sample_tracer_drop",
         DD_APM_OBFUSCATION_REDIS_ENABLED: "true",
         DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS: "true",
+        DD_APM_OBFUSCATION_CREDIT_CARDS_ENABLED: "true",
+        DD_APM_OBFUSCATION_CREDIT_CARDS_LUHN: "false",
+        DD_APM_OBFUSCATION_HTTP_REMOVE_QUERY_STRING: "true",
+        DD_APM_OBFUSCATION_HTTP_REMOVE_PATHS_WITH_DIGITS: "true",
       };
       assert.deepEqual(envMap(container(r, "agent").env), {
         ...shared,

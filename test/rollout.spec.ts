@@ -125,6 +125,8 @@ describe("rolling the pods when a secret changes", () => {
       assert.equal(podTemplate(runs.first, "Deployment", SERVICES.fraud).metadata.annotations, undefined);
       assert.deepEqual(Object.keys(checksumAnnotations(runs.first)).sort(), [
         `DaemonSet/datadog-agent ${AGENT_CHECKSUM}`,
+        // The database's CA bundle (a ConfigMap, not secret): a plain SHA-256 of a public certificate.
+        `Deployment/payment-service checksum/payment-service-ledger-ca`,
         `Deployment/payment-service ${PAYMENT_CHECKSUM}`,
       ]);
     });

@@ -21,6 +21,7 @@ function args(agent: AgentConnection, secretEnv?: TracedServiceArgs["secretEnv"]
     agent,
     appEnv: { REDIS_URL: "redis://velocity.internal:6379" },
     secretEnv,
+    checksumKey: "rollout-checksum-key-sentinel-0123456789abcdef",
   };
 }
 
@@ -117,6 +118,10 @@ describe("TracedService", () => {
     assert.deepEqual([env.PORT, env.HOST, env.REDIS_URL], ["8080", "0.0.0.0", "redis://velocity.internal:6379"]);
   });
 
+  it("refuses secret env without a checksum key, before creating anything", async () => {
+    await assert.rejects(render({ ...args(portOnly, { API_TOKEN: "x" }), checksumKey: undefined }), /is required with secretEnv/);
+  });
+
   it("serves port 80 of a ClusterIP Service on the pods' http port", () => {
     const svc = only(byPort, "kubernetes:core/v1:Service").inputs;
     assert.equal(svc.metadata.name, "fraud-service");
@@ -138,6 +143,7 @@ describe("TracedService", () => {
     assert.deepEqual(secret.inputs.stringData, { API_TOKEN: "token-sentinel" });
     assert.ok(secret.secretPaths.length > 0, "its data is marked secret");
     assert.deepEqual(envOf(bySocket).API_TOKEN, { secretKeyRef: { name: "fraud-service-secrets", key: "API_TOKEN" } });
+    assert.match(only(bySocket, "kubernetes:apps/v1:Deployment").inputs.spec.template.metadata.annotations["checksum/fraud-service-secrets"], /^[0-9a-f]{64}$/);
     assert.equal(only(byPort, "kubernetes:apps/v1:Deployment").inputs.spec.template.metadata.annotations, undefined);
   });
 });
