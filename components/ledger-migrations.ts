@@ -236,6 +236,8 @@ export class LedgerMigrations extends pulumi.ComponentResource {
         // A Job runs once and its spec is immutable: with the same migration set, a new image
         // tag or label must not replace it (that would run the migrations again).
         ignoreChanges: ["spec", "metadata.labels"],
+        // Replaced only when it failed (replaceUnready), under the same name: delete it first.
+        deleteBeforeReplace: true,
         // The provider waits for completion: longer than the Job may run.
         customTimeouts: { create: `${activeDeadlineSeconds + 120}s`, update: `${activeDeadlineSeconds + 120}s` },
       },

@@ -13,31 +13,36 @@
 DO $$
 DECLARE
   runtime_role TEXT := nullif(current_setting('payments.runtime_role', true), '');
+  transfer REGPROCEDURE;
 BEGIN
-  -- The function is the one way money moves: nobody but the owner and the roles granted
-  -- below may call it, and it resolves table names in this schema only.
-  EXECUTE format(
-    'ALTER FUNCTION transfer_funds(UUID, TEXT, TEXT, TEXT, TEXT, BIGINT, CHAR(3), TEXT, INTEGER, JSONB, TEXT, JSONB) '
-    'SECURITY DEFINER SET search_path = %I, pg_temp', current_schema());
-  REVOKE ALL ON FUNCTION transfer_funds(UUID, TEXT, TEXT, TEXT, TEXT, BIGINT, CHAR(3), TEXT, INTEGER, JSONB, TEXT, JSONB) FROM PUBLIC;
-  REVOKE ALL ON wallets, transactions, ledger_entries, outbox, schema_migrations FROM PUBLIC;
+  IF runtime_role = current_user THEN
+    RAISE EXCEPTION 'the runtime role % must not be the migrating role: the services must not own the ledger', runtime_role;
+  END IF;
+  IF runtime_role IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = runtime_role) THEN
+    RAISE EXCEPTION 'the runtime role % does not exist: create it (CREATE ROLE % LOGIN PASSWORD ...) before migrating', runtime_role, runtime_role;
+  END IF;
+
+  -- transfer_funds, whatever its arguments: the one way money moves. Only its owner and the
+  -- runtime role may call it, and it resolves table names in this schema only.
+  FOR transfer IN
+    SELECT p.oid::regprocedure FROM pg_proc p WHERE p.proname = 'transfer_funds' AND p.pronamespace = current_schema()::regnamespace
+  LOOP
+    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = %I, pg_temp', transfer, current_schema());
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', transfer);
+    IF runtime_role IS NOT NULL THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', transfer, runtime_role);
+    END IF;
+  END LOOP;
+  IF transfer IS NULL THEN
+    RAISE EXCEPTION 'no transfer_funds function in schema %', current_schema();
+  END IF;
 
   IF runtime_role IS NULL THEN
     RAISE NOTICE 'payments.runtime_role is not set: no runtime role granted (the migrating role runs the services)';
     RETURN;
   END IF;
-  IF runtime_role = current_user THEN
-    RAISE EXCEPTION 'the runtime role % must not be the migrating role: the services must not own the ledger', runtime_role;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = runtime_role) THEN
-    RAISE EXCEPTION 'the runtime role % does not exist: create it (CREATE ROLE % LOGIN PASSWORD ...) before migrating', runtime_role, runtime_role;
-  END IF;
-
   EXECUTE format('REVOKE ALL ON wallets, transactions, ledger_entries, outbox, schema_migrations FROM %I', runtime_role);
   EXECUTE format('GRANT SELECT, INSERT ON transactions TO %I', runtime_role);
   EXECUTE format('GRANT SELECT ON wallets TO %I', runtime_role);
-  EXECUTE format(
-    'GRANT EXECUTE ON FUNCTION transfer_funds(UUID, TEXT, TEXT, TEXT, TEXT, BIGINT, CHAR(3), TEXT, INTEGER, JSONB, TEXT, JSONB) TO %I',
-    runtime_role);
 END;
 $$;

@@ -210,7 +210,10 @@ describe("ledger migrations as the deploy runs them (migration role, runtime rol
         await refused(`INSERT INTO ledger_entries (transaction_id, user_id, currency, direction, amount) VALUES (gen_random_uuid(), 'x', 'USD', 'credit', 1)`);
         await refused(`INSERT INTO outbox (aggregate_id, event_type, payload) VALUES (gen_random_uuid(), 'x', '{}')`);
         await refused(`SELECT * FROM ledger_entries`);
-        await refused(`DROP FUNCTION transfer_funds(UUID, TEXT, TEXT, TEXT, TEXT, BIGINT, CHAR(3), TEXT, INTEGER, JSONB, TEXT, JSONB)`);
+        const { rows: functions } = await runtime.query<{ signature: string }>(`SELECT oid::regprocedure::text AS signature FROM pg_proc WHERE proname = 'transfer_funds'`);
+        assert.equal(functions.length, 1);
+        await refused(`DROP FUNCTION ${functions[0].signature}`);
+        await refused(`ALTER FUNCTION ${functions[0].signature} SECURITY INVOKER`);
         await refused(`CREATE FUNCTION public.evil() RETURNS TEXT LANGUAGE sql AS $$ SELECT 'x' $$`);
         // What it may do is what the service does.
         await runtime.query(`SELECT user_id FROM wallets LIMIT 1`);
