@@ -340,8 +340,20 @@ export const stackConfigSchema = z
         host: z.string({ error: "must be a string" }).min(1, "must not be empty"),
         port: count(1, 65535).default(5432),
         name: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
+        /** The services' role (runtime): granted only the DML they issue, by a migration. */
         user: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
+        /** The role the migration Job runs as, owner of the ledger's tables (password: payments-apm:databaseMigrationPassword). */
+        migrationUser: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments_migrations"),
         poolMax: count(1, 200).default(10),
+        migrations: z
+          .object({
+            /** Pods retried after a failed run before the Job fails (a lost connection is retried; a bad migration fails fast). */
+            backoffLimit: count(0, 10).default(2),
+            /** Seconds the whole Job may take, retries included; `pulumi up` waits up to 2 minutes longer. */
+            activeDeadlineSeconds: count(30, 3600).default(600),
+          })
+          .strict()
+          .prefault({}),
         /**
          * PEM bundle of the CAs the database's certificate must chain to (for RDS, its
          * global bundle). payment-service connects with TLS verify-full against it, never in
@@ -349,7 +361,17 @@ export const stackConfigSchema = z
          */
         caBundle: pemBundle(),
       })
-      .strict(),
+      .strict()
+      .superRefine((db, ctx) => {
+        if (db.migrationUser === db.user) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["migrationUser"],
+            message: `must differ from database.user (${JSON.stringify(db.user)}): the services must not own the ledger's tables`,
+            input: db.migrationUser,
+          });
+        }
+      }),
     redis: z
       .object({
         host: z.string({ error: "must be a string" }).min(1, "must not be empty"),
@@ -475,6 +497,7 @@ export interface StackConfig extends StackSettings {
     readonly datadogApiKey: pulumi.Output<string>;
     readonly datadogAppKey: pulumi.Output<string>;
     readonly databasePassword: pulumi.Output<string>;
+    readonly databaseMigrationPassword: pulumi.Output<string>;
     /** Key of the HMAC checksums that roll pods when a Secret changes (secret-checksum.ts). */
     readonly rolloutChecksumKey: pulumi.Output<string>;
   };
@@ -487,6 +510,7 @@ export const SECRET_KEYS = {
   datadogApiKey: "datadog:apiKey",
   datadogAppKey: "datadog:appKey",
   databasePassword: `${PROJECT}:databasePassword`,
+  databaseMigrationPassword: `${PROJECT}:databaseMigrationPassword`,
   rolloutChecksumKey: `${PROJECT}:rolloutChecksumKey`,
 } as const;
 
@@ -602,13 +626,14 @@ export function loadConfig(): StackConfig {
   const datadogApiKey = secret(SECRET_KEYS.datadogApiKey, "Datadog API key");
   const datadogAppKey = secret(SECRET_KEYS.datadogAppKey, "Datadog application key");
   const databasePassword = secret(SECRET_KEYS.databasePassword, "database password");
+  const databaseMigrationPassword = secret(SECRET_KEYS.databaseMigrationPassword, "migration role's database password");
   const rolloutChecksumKey = secret(SECRET_KEYS.rolloutChecksumKey, "random key: $(openssl rand -hex 32)");
-  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !rolloutChecksumKey) {
+  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword || !rolloutChecksumKey) {
     throw new ConfigError(problems);
   }
   return Object.freeze({
     ...settings,
-    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, rolloutChecksumKey }),
+    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, rolloutChecksumKey }),
     globalTags: Object.freeze({ cluster: settings.cluster.name, region: settings.cluster.region, deployment: settings.deployment }),
   });
 }

@@ -53,6 +53,7 @@ export const SECRET_CONFIG_KEYS = [
   "datadog:apiKey",
   "datadog:appKey",
   "payments-apm:databasePassword",
+  "payments-apm:databaseMigrationPassword",
   "payments-apm:rolloutChecksumKey",
 ] as const;
 

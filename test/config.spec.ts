@@ -67,7 +67,16 @@ describe("stack config", () => {
         fraudTimeoutMs: 800,
         enforceRestricted: true,
       },
-      database: { host: "db.internal", port: 5432, name: "payments", user: "payments", poolMax: 10, caBundle: minimal.database.caBundle },
+      database: {
+        host: "db.internal",
+        port: 5432,
+        name: "payments",
+        user: "payments",
+        migrationUser: "payments_migrations",
+        poolMax: 10,
+        migrations: { backoffLimit: 2, activeDeadlineSeconds: 600 },
+        caBundle: minimal.database.caBundle,
+      },
       redis: { host: "redis.internal", port: 6379 },
       sampling: {
         baseRate: 0.1,
