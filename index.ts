@@ -2,7 +2,7 @@
  * payments-apm: Datadog distributed tracing for the payments system on Amazon EKS.
  * cluster → Datadog Agent → ledger migrations → payment-service + fraud-service → sampling → monitors → SLOs, dashboard.
  */
-import { SERVICES } from "./app/src/tracing/conventions";
+import { MIGRATIONS_SERVICE, SERVICES } from "./app/src/tracing/conventions";
 import { ApmDashboard } from "./components/apm-dashboard";
 import { ApmMonitors } from "./components/apm-monitors";
 import { ApmSlos } from "./components/apm-slos";
@@ -11,7 +11,7 @@ import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
 import { LedgerMigrations } from "./components/ledger-migrations";
 import { agentSamplers, TraceRetention } from "./components/sampling";
-import { agentPodSelector, NetworkPolicies, paymentPathWorkloads } from "./components/network-policies";
+import { agentPodSelector, databaseClientWorkload, NetworkPolicies, paymentPathWorkloads } from "./components/network-policies";
 import { ServiceNamespace } from "./components/service-namespace";
 import { agentConnectionOf, viaHostPort, TracedService } from "./components/traced-service";
 
@@ -128,21 +128,22 @@ const payment = new TracedService(
 );
 
 // Only the flows of the payment path: default deny, then each workload's own calls.
+const networkSettings = {
+  paymentIngressFrom: config.network.paymentIngressFrom,
+  database: { cidrs: config.network.databaseCidrs, port: config.database.port },
+  redis: { cidrs: config.network.redisCidrs, port: config.redis.port },
+  jwksCidrs: config.network.jwksCidrs,
+  nodeCidrs: config.network.nodeCidrs,
+  agentHostPort: agentConnection.socketEnabled ? undefined : agentConnection.port,
+  agentPods: config.datadog.deployAgent ? agentPodSelector(config.datadog.namespace) : undefined,
+};
 new NetworkPolicies(
   "network-policies",
   {
     namespace: namespace.name,
     namespaceName: config.services.namespace,
     clusterEnforces: config.network.clusterEnforces,
-    workloads: paymentPathWorkloads(SERVICES, {
-      paymentIngressFrom: config.network.paymentIngressFrom,
-      database: { cidrs: config.network.databaseCidrs, port: config.database.port },
-      redis: { cidrs: config.network.redisCidrs, port: config.redis.port },
-      jwksCidrs: config.network.jwksCidrs,
-      nodeCidrs: config.network.nodeCidrs,
-      agentHostPort: agentConnection.socketEnabled ? undefined : agentConnection.port,
-      agentPods: config.datadog.deployAgent ? agentPodSelector(config.datadog.namespace) : undefined,
-    }),
+    workloads: [...paymentPathWorkloads(SERVICES, networkSettings), databaseClientWorkload(MIGRATIONS_SERVICE, networkSettings)],
   },
   k8s,
 );

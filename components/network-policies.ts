@@ -124,6 +124,19 @@ export function paymentPathWorkloads(services: { payment: string; fraud: string 
   ];
 }
 
+/** A workload that only talks to the database (the ledger migrations Job): DNS, the database, the Agent. */
+export function databaseClientWorkload(name: string, settings: NetworkSettings): Workload {
+  return {
+    name,
+    ingress: [],
+    egress: [
+      CLUSTER_DNS,
+      { purpose: "the ledger database", peer: { cidrs: settings.database.cidrs }, ports: [{ port: settings.database.port }] },
+      ...agentFlows(settings),
+    ],
+  };
+}
+
 /** A NetworkPolicy object, as the Kubernetes API takes it. */
 export interface NetworkPolicyObject {
   readonly apiVersion: "networking.k8s.io/v1";

@@ -48,7 +48,7 @@ describe("network policies (components/network-policies.ts)", () => {
   });
 
   it("renders a default deny and one policy per workload in the services namespace, schema-valid", () => {
-    assert.deepEqual(policies.map((p) => p.metadata.name).sort(), ["default-deny", SERVICES.fraud, SERVICES.payment].sort());
+    assert.deepEqual(policies.map((p) => p.metadata.name).sort(), ["default-deny", SERVICES.fraud, "ledger-migrations", SERVICES.payment].sort());
     for (const p of policies) {
       assert.equal(p.metadata.namespace, NS);
       assert.deepEqual(validateKubernetesObject(p as any), [], p.metadata.name);
@@ -68,6 +68,8 @@ describe("network policies (components/network-policies.ts)", () => {
     ["fraud-service → the Agent's hostPort", { from: fraud, to: NODE_IP, port: 8126 }],
     ["payment-service → the Agent pod (after DNAT)", { from: payment, to: pod("datadog-agent", "datadog"), port: 8126 }],
     ["payment-service → JWKS over HTTPS", { from: payment, to: JWKS_IP, port: 443 }],
+    ["the ledger migrations Job → the ledger database", { from: pod("ledger-migrations"), to: DATABASE_IP, port: 5432 }],
+    ["the ledger migrations Job → cluster DNS", { from: pod("ledger-migrations"), to: dns, port: 53, protocol: "UDP" }],
   ];
   const denied: Array<[string, FlowCase]> = [
     ["another pod of the namespace → fraud-service", { from: otherInNamespace, to: fraud, port: 8080 }],
@@ -85,6 +87,9 @@ describe("network policies (components/network-policies.ts)", () => {
     ["payment-service → a node on another port (kubelet)", { from: payment, to: NODE_IP, port: 10250 }],
     ["another pod of the namespace → the ledger database", { from: otherInNamespace, to: DATABASE_IP, port: 5432 }],
     ["another pod of the namespace → anywhere", { from: otherInNamespace, to: INTERNET, port: 443 }],
+    ["the ledger migrations Job → fraud-service", { from: pod("ledger-migrations"), to: fraud, port: 8080 }],
+    ["the ledger migrations Job → the internet at large", { from: pod("ledger-migrations"), to: INTERNET, port: 443 }],
+    ["any pod → the ledger migrations Job", { from: payment, to: pod("ledger-migrations"), port: 8080 }],
   ];
   for (const [what, flow] of allowed) {
     it(`allows ${what}`, () => assert.equal(blockedBy(policies, flow), undefined));
