@@ -74,6 +74,9 @@ const fraud = new TracedService(
     service: SERVICES.fraud,
     ...config.services.fraud,
     appEnv: { REDIS_URL: `redis://${config.redis.host}:${config.redis.port}` },
+    // Keys the velocity and device key names: reading Redis tells no sender's keys.
+    secretEnv: { REDIS_KEY_SECRET: config.secrets.redisKeySecret },
+    checksumKey: config.secrets.rolloutChecksumKey,
   },
   { ...k8s, dependsOn: afterAgent },
 );

@@ -500,6 +500,8 @@ export interface StackConfig extends StackSettings {
     readonly databaseMigrationPassword: pulumi.Output<string>;
     /** Key of the HMAC checksums that roll pods when a Secret changes (secret-checksum.ts). */
     readonly rolloutChecksumKey: pulumi.Output<string>;
+    /** HMAC key of fraud-service's Redis key names (REDIS_KEY_SECRET). */
+    readonly redisKeySecret: pulumi.Output<string>;
   };
   /** The global tags every span and the Agent carry. */
   readonly globalTags: Readonly<{ cluster: string; region: string; deployment: string }>;
@@ -512,6 +514,7 @@ export const SECRET_KEYS = {
   databasePassword: `${PROJECT}:databasePassword`,
   databaseMigrationPassword: `${PROJECT}:databaseMigrationPassword`,
   rolloutChecksumKey: `${PROJECT}:rolloutChecksumKey`,
+  redisKeySecret: `${PROJECT}:redisKeySecret`,
 } as const;
 
 /** The project's secret keys, by their name under `payments-apm:`. */
@@ -628,12 +631,13 @@ export function loadConfig(): StackConfig {
   const databasePassword = secret(SECRET_KEYS.databasePassword, "database password");
   const databaseMigrationPassword = secret(SECRET_KEYS.databaseMigrationPassword, "migration role's database password");
   const rolloutChecksumKey = secret(SECRET_KEYS.rolloutChecksumKey, "random key: $(openssl rand -hex 32)");
-  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword || !rolloutChecksumKey) {
+  const redisKeySecret = secret(SECRET_KEYS.redisKeySecret, "random key: $(openssl rand -hex 32)");
+  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword || !rolloutChecksumKey || !redisKeySecret) {
     throw new ConfigError(problems);
   }
   return Object.freeze({
     ...settings,
-    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, rolloutChecksumKey }),
+    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, rolloutChecksumKey, redisKeySecret }),
     globalTags: Object.freeze({ cluster: settings.cluster.name, region: settings.cluster.region, deployment: settings.deployment }),
   });
 }

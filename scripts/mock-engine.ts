@@ -55,6 +55,7 @@ export const SECRET_CONFIG_KEYS = [
   "payments-apm:databasePassword",
   "payments-apm:databaseMigrationPassword",
   "payments-apm:rolloutChecksumKey",
+  "payments-apm:redisKeySecret",
 ] as const;
 
 /** A visible stand-in for a secret value, so a rendered file can never carry a real one. */

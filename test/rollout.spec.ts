@@ -118,13 +118,18 @@ describe("rolling the pods when a secret changes", () => {
       assert.equal(agentAnnotations(runs.first)[AGENT_CHECKSUM], hmac(KEY, JSON.stringify(secret.stringData)));
     });
 
-    it("annotates payment-service's pod template with the keyed checksum of its Secret, and fraud-service (no Secret) with none", () => {
+    it("annotates each service's pod template with the keyed checksum of its Secret", () => {
       assert.equal(paymentAnnotations(runs.first)[PAYMENT_CHECKSUM], expectedPaymentChecksum(FIRST));
       const secret = resource(runs.first, "Secret", "payment-service-secrets").object as any;
       assert.equal(paymentAnnotations(runs.first)[PAYMENT_CHECKSUM], hmac(KEY, JSON.stringify(secret.stringData)));
-      assert.equal(podTemplate(runs.first, "Deployment", SERVICES.fraud).metadata.annotations, undefined);
+      // fraud-service's Secret holds the key of its Redis key names (secret config left at its placeholder here).
+      assert.equal(
+        podTemplate(runs.first, "Deployment", SERVICES.fraud).metadata.annotations["checksum/fraud-service-secrets"],
+        hmac(KEY, '{"REDIS_KEY_SECRET":"PLACEHOLDER-SECRET(payments-apm:redisKeySecret)"}'),
+      );
       assert.deepEqual(Object.keys(checksumAnnotations(runs.first)).sort(), [
         `DaemonSet/datadog-agent ${AGENT_CHECKSUM}`,
+        "Deployment/fraud-service checksum/fraud-service-secrets",
         // The database's CA bundle (a ConfigMap, not secret): a plain SHA-256 of a public certificate.
         `Deployment/payment-service checksum/payment-service-ledger-ca`,
         `Deployment/payment-service ${PAYMENT_CHECKSUM}`,

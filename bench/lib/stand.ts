@@ -223,7 +223,7 @@ export async function startPair(stand: Stand, config: BenchConfig, builds: Build
     });
   const start = (service: "fraud" | "payment", specific: Record<string, string | undefined>) =>
     startService(SERVICES[service], env(stand.rendered[service], specific), build.appDir, build.node).then((r) => new BenchService(r));
-  const fraud = await start("fraud", { REDIS_URL, REDIS_KEY_PREFIX: redisPrefix });
+  const fraud = await start("fraud", { REDIS_URL, REDIS_KEY_PREFIX: redisPrefix, REDIS_KEY_SECRET: "bench-redis-key-secret-0123456789abcdef" });
   let payment: BenchService;
   try {
     payment = await start("payment", { ...stand.db.env, FRAUD_SERVICE_URL: fraud.url });

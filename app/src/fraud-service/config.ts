@@ -10,6 +10,8 @@ export const fraudServiceEnv = {
   REDIS_COMMAND_TIMEOUT_MS: integerVar(200, 10, 10_000),
   VELOCITY_WINDOW_SECONDS: integerVar(3_600, 1, 86_400),
   DEVICE_MEMORY_SECONDS: integerVar(90 * 86_400, 60, 365 * 86_400),
+  /** HMAC key of the Redis key names (from a Secret): without it, reading Redis tells no sender's keys. */
+  REDIS_KEY_SECRET: z.string().min(32, "must be at least 32 characters (e.g. openssl rand -hex 32)"),
 };
 
 export type FraudServiceConfig = ReturnType<typeof loadFraudServiceConfig>;

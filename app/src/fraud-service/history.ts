@@ -4,9 +4,11 @@
  *
  * dd-trace's ioredis spans record each command with its arguments (`redis.raw_command`)
  * and offer no way to hide them, so the arguments themselves carry no personal data:
- * keys and set members are truncated SHA-256 digests of the sender and device ids.
+ * keys and set members are truncated HMAC-SHA256 digests of the sender and device ids,
+ * keyed by a secret (REDIS_KEY_SECRET). A bare hash would let whoever reads Redis compute
+ * a sender's keys, and reset their velocity count with one DEL.
  */
-import { createHash } from "node:crypto";
+import { createHmac } from "node:crypto";
 import Redis, { type Result } from "ioredis";
 import type { DeviceHistory } from "./scoring";
 
@@ -71,10 +73,13 @@ export interface SenderHistory {
 export interface HistorySettings {
   readonly velocityWindowSeconds: number;
   readonly deviceMemorySeconds: number;
+  /** HMAC key of the key names and set members (REDIS_KEY_SECRET). */
+  readonly keySecret: string;
 }
 
-export function pseudonym(value: string): string {
-  return createHash("sha256").update(value).digest("hex").slice(0, 32);
+/** The first 128 bits, hex, of HMAC-SHA256(`secret`, `value`). */
+export function pseudonym(value: string, secret: string): string {
+  return createHmac("sha256", secret).update(value).digest("hex").slice(0, 32);
 }
 
 /**
@@ -88,14 +93,14 @@ export async function recordAndReadHistory(
   device: { id: string; fingerprint: string } | undefined,
   now: number = Date.now(),
 ): Promise<SenderHistory> {
-  const sender = pseudonym(`sender:${senderId}`);
+  const sender = pseudonym(`sender:${senderId}`, settings.keySecret);
   const window = Math.floor(now / 1000 / settings.velocityWindowSeconds);
   const [count, added] = await redis.recordHistory(
     `velocity:${sender}:${window}`,
     `devices:${sender}`,
     settings.velocityWindowSeconds * 2,
     settings.deviceMemorySeconds,
-    device ? pseudonym(`device:${device.id}:${device.fingerprint}`) : "",
+    device ? pseudonym(`device:${device.id}:${device.fingerprint}`, settings.keySecret) : "",
   );
   const paymentsInWindow = Number(count);
   if (!device) return { paymentsInWindow, device: "absent" };

@@ -35,6 +35,7 @@ async function main(): Promise<void> {
     history: {
       velocityWindowSeconds: config.VELOCITY_WINDOW_SECONDS,
       deviceMemorySeconds: config.DEVICE_MEMORY_SECONDS,
+      keySecret: config.REDIS_KEY_SECRET,
     },
   }, inFlight, serverLimits(config));
   shutdownOnSignals({ app, inFlight, logger, closers: [() => redis.quit().catch(() => redis.disconnect())], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });

@@ -12,6 +12,8 @@ import { renderedEnv, startService, stopAll, testEnv, type RunningService } from
 import { TraceIntake } from "./trace-intake";
 
 export const REDIS_URL = "redis://127.0.0.1:6379";
+/** fraud-service's REDIS_KEY_SECRET in the tests (the program renders it from a Secret). */
+export const TEST_REDIS_KEY_SECRET = "test-redis-key-secret-0123456789abcdef";
 
 export interface E2E {
   readonly intake: TraceIntake;
@@ -72,6 +74,7 @@ export function startFraudService(
     testEnv(env.rendered[SERVICES.fraud], env.intake.url, {
       REDIS_URL,
       REDIS_KEY_PREFIX: env.redisPrefix,
+      REDIS_KEY_SECRET: TEST_REDIS_KEY_SECRET,
       ...overrides,
     }),
   );
