@@ -73,9 +73,12 @@ const fraud = new TracedService(
     ...common,
     service: SERVICES.fraud,
     ...config.services.fraud,
-    appEnv: { REDIS_URL: `redis://${config.redis.host}:${config.redis.port}` },
-    // Keys the velocity and device key names: reading Redis tells no sender's keys.
-    secretEnv: { REDIS_KEY_SECRET: config.secrets.redisKeySecret },
+    appEnv: { REDIS_URL: `${config.redis.tls ? "rediss" : "redis"}://${config.redis.host}:${config.redis.port}` },
+    secretEnv: {
+      // Keys the velocity and device key names: reading Redis tells no sender's keys.
+      REDIS_KEY_SECRET: config.secrets.redisKeySecret,
+      ...(config.redis.tls && config.secrets.redisAuthToken ? { REDIS_PASSWORD: config.secrets.redisAuthToken } : {}),
+    },
     checksumKey: config.secrets.rolloutChecksumKey,
   },
   { ...k8s, dependsOn: afterAgent },

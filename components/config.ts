@@ -376,6 +376,11 @@ export const stackConfigSchema = z
       .object({
         host: z.string({ error: "must be a string" }).min(1, "must not be empty"),
         port: count(1, 65535).default(6379),
+        /**
+         * rediss:// (ElastiCache in-transit encryption) with the AUTH token from the secret
+         * payments-apm:redisAuthToken. False: redis:// without AUTH (a Redis without TLS).
+         */
+        tls: flag().default(true),
       })
       .strict(),
     sampling: z
@@ -502,6 +507,8 @@ export interface StackConfig extends StackSettings {
     readonly rolloutChecksumKey: pulumi.Output<string>;
     /** HMAC key of fraud-service's Redis key names (REDIS_KEY_SECRET). */
     readonly redisKeySecret: pulumi.Output<string>;
+    /** The Redis AUTH token (REDIS_PASSWORD); present whenever redis.tls is true. */
+    readonly redisAuthToken?: pulumi.Output<string>;
   };
   /** The global tags every span and the Agent carry. */
   readonly globalTags: Readonly<{ cluster: string; region: string; deployment: string }>;
@@ -515,6 +522,7 @@ export const SECRET_KEYS = {
   databaseMigrationPassword: `${PROJECT}:databaseMigrationPassword`,
   rolloutChecksumKey: `${PROJECT}:rolloutChecksumKey`,
   redisKeySecret: `${PROJECT}:redisKeySecret`,
+  redisAuthToken: `${PROJECT}:redisAuthToken`,
 } as const;
 
 /** The project's secret keys, by their name under `payments-apm:`. */
@@ -632,12 +640,20 @@ export function loadConfig(): StackConfig {
   const databaseMigrationPassword = secret(SECRET_KEYS.databaseMigrationPassword, "migration role's database password");
   const rolloutChecksumKey = secret(SECRET_KEYS.rolloutChecksumKey, "random key: $(openssl rand -hex 32)");
   const redisKeySecret = secret(SECRET_KEYS.redisKeySecret, "random key: $(openssl rand -hex 32)");
+  // Needed with rediss:// only; read either way, never as plain text.
+  const redisAuthToken = new pulumi.Config(PROJECT).getSecret("redisAuthToken");
+  if (settings?.redis.tls && redisAuthToken === undefined) {
+    problems.push(
+      `${SECRET_KEYS.redisAuthToken} is required while ${PROJECT}:redis.tls is true (rediss:// with the ElastiCache AUTH token): ` +
+        `set it with \`pulumi config set --secret ${SECRET_KEYS.redisAuthToken} <AUTH token>\``,
+    );
+  }
   if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword || !rolloutChecksumKey || !redisKeySecret) {
     throw new ConfigError(problems);
   }
   return Object.freeze({
     ...settings,
-    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, rolloutChecksumKey, redisKeySecret }),
+    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, rolloutChecksumKey, redisKeySecret, redisAuthToken }),
     globalTags: Object.freeze({ cluster: settings.cluster.name, region: settings.cluster.region, deployment: settings.deployment }),
   });
 }

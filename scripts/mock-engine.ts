@@ -56,6 +56,7 @@ export const SECRET_CONFIG_KEYS = [
   "payments-apm:databaseMigrationPassword",
   "payments-apm:rolloutChecksumKey",
   "payments-apm:redisKeySecret",
+  "payments-apm:redisAuthToken",
 ] as const;
 
 /** A visible stand-in for a secret value, so a rendered file can never carry a real one. */

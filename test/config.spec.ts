@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
 import { ConfigError, datadogProviderProblems, parseStackSettings } from "../components/config";
+import { deploymentEnv, kubernetesObjects } from "../scripts/manifests";
 import { runStack, secretPlaceholder } from "../scripts/mock-engine";
 import { rawSettings, withValue } from "./support/stack-settings";
 
@@ -77,7 +78,7 @@ describe("stack config", () => {
         migrations: { backoffLimit: 2, activeDeadlineSeconds: 600 },
         caBundle: minimal.database.caBundle,
       },
-      redis: { host: "redis.internal", port: 6379 },
+      redis: { host: "redis.internal", port: 6379, tls: true },
       sampling: {
         baseRate: 0.1,
         rateLimit: 500,
@@ -233,6 +234,19 @@ describe("stack config", () => {
     it("fails when the Datadog API key is not set, saying how to set it", async () => {
       const message = await previewError({ secrets: { "datadog:apiKey": undefined } });
       assert.match(message, /datadog:apiKey is required: set it with `pulumi config set --secret datadog:apiKey <Datadog API key>`/);
+    });
+
+    it("fails on rediss:// without an AUTH token, naming the secret, and renders redis:// without one when redis.tls is false", async () => {
+      const message = await previewError({ secrets: { "payments-apm:redisAuthToken": undefined } });
+      assert.match(message, /payments-apm:redisAuthToken is required while payments-apm:redis\.tls is true/);
+      const plain = await runStack("prod", {
+        secrets: { "payments-apm:redisAuthToken": undefined },
+        overrides: { "payments-apm:redis": JSON.stringify({ ...rawSettings("prod").redis, tls: false }) },
+      });
+      const fraud = kubernetesObjects(plain).find((o) => o.object.kind === "Deployment" && o.object.metadata.name === "fraud-service")!.object;
+      const env = Object.fromEntries(deploymentEnv(fraud)["fraud-service"].map((e) => [e.name, e.value ?? e.valueFrom]));
+      assert.match(String(env.REDIS_URL), /^redis:\/\//);
+      assert.equal(env.REDIS_PASSWORD, undefined);
     });
 
     it("fails on a bad value in the stack file with the full key, and on missing secrets, in one error", async () => {

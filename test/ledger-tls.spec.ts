@@ -53,3 +53,24 @@ describe("TLS to the ledger database, as rendered", () => {
     assert.ok(problemsOf(withValue(rawSettings("prod"), "database.caBundle", undefined)).includes("payments-apm:database.caBundle is required"));
   });
 });
+
+describe("TLS and AUTH to Redis, as rendered", () => {
+  let run: ProgramRun;
+  before(async function () {
+    this.timeout(60_000);
+    run = await runStack("prod", { secrets: { "payments-apm:redisAuthToken": "redis-auth-token-SENTINEL" } });
+  });
+
+  it("points fraud-service at rediss:// with the AUTH token from its Secret, never as a literal", () => {
+    const objects = kubernetesObjects(run).map((o) => o.object);
+    const d = objects.find((o) => o.kind === "Deployment" && o.metadata.name === SERVICES.fraud)!;
+    const env = Object.fromEntries(deploymentEnv(d)[SERVICES.fraud].map((e) => [e.name, e.value ?? e.valueFrom]));
+    assert.equal(env.REDIS_URL, "rediss://payments-velocity.abc123.use1.cache.amazonaws.com:6379");
+    assert.deepEqual(env.REDIS_PASSWORD, { secretKeyRef: { name: `${SERVICES.fraud}-secrets`, key: "REDIS_PASSWORD" } });
+    const secret = run.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && r.inputs.metadata.name === `${SERVICES.fraud}-secrets`)!;
+    assert.equal(secret.inputs.stringData.REDIS_PASSWORD, "redis-auth-token-SENTINEL");
+    assert.ok(secret.secretPaths.length > 0, "its data is marked secret");
+    const places = run.resources.filter((r) => JSON.stringify(r.inputs).includes("redis-auth-token-SENTINEL")).map((r) => `${r.type} ${r.name}`);
+    assert.deepEqual(places, [`kubernetes:core/v1:Secret ${secret.name}`]);
+  });
+});

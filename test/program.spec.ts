@@ -159,7 +159,7 @@ describe("the program (index.ts) under the mock engine", () => {
         assert.deepEqual(env.PGPASSWORD, { secretKeyRef: { name: "payment-service-secrets", key: "PGPASSWORD" } });
         assert.equal(env.PGDATABASE, "payments");
         const fraudEnv = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
-        assert.match(fraudEnv.REDIS_URL as string, /^redis:\/\/payments-velocity\..+:6379$/);
+        assert.match(fraudEnv.REDIS_URL as string, /^rediss:\/\/payments-velocity\..+:6379$/);
       });
 
       it("creates the monitors with notification handles, env/service tags and thresholds equal to the query", () => {

@@ -125,7 +125,7 @@ describe("rolling the pods when a secret changes", () => {
       // fraud-service's Secret holds the key of its Redis key names (secret config left at its placeholder here).
       assert.equal(
         podTemplate(runs.first, "Deployment", SERVICES.fraud).metadata.annotations["checksum/fraud-service-secrets"],
-        hmac(KEY, '{"REDIS_KEY_SECRET":"PLACEHOLDER-SECRET(payments-apm:redisKeySecret)"}'),
+        hmac(KEY, '{"REDIS_KEY_SECRET":"PLACEHOLDER-SECRET(payments-apm:redisKeySecret)","REDIS_PASSWORD":"PLACEHOLDER-SECRET(payments-apm:redisAuthToken)"}'),
       );
       assert.deepEqual(Object.keys(checksumAnnotations(runs.first)).sort(), [
         `DaemonSet/datadog-agent ${AGENT_CHECKSUM}`,

@@ -5,6 +5,12 @@ import { commonEnv, integerVar, loadEnv, stringVar } from "../server/env";
 export const fraudServiceEnv = {
   ...commonEnv,
   REDIS_URL: z.preprocess((v) => (v === "" ? undefined : v), z.url({ protocol: /^rediss?$/ }).default("redis://127.0.0.1:6379")),
+  /** AUTH token (or the password of REDIS_USERNAME), from a Secret. Required with rediss:// by the program. */
+  REDIS_PASSWORD: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
+  /** An ACL user (ElastiCache RBAC); default: the AUTH token alone. */
+  REDIS_USERNAME: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
+  /** PEM bundle of the CAs a rediss:// server's certificate may chain to; default the system's (ElastiCache's are there). */
+  REDIS_TLS_CA_FILE: z.preprocess((v) => (v === "" ? undefined : v), z.string().optional()),
   /** Prepended to every Redis key, so several deployments can share one Redis. */
   REDIS_KEY_PREFIX: stringVar("fraud:"),
   REDIS_COMMAND_TIMEOUT_MS: integerVar(200, 10, 10_000),

@@ -9,11 +9,18 @@
  * a sender's keys, and reset their velocity count with one DEL.
  */
 import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { ConnectionOptions } from "node:tls";
 import Redis, { type Result } from "ioredis";
 import type { DeviceHistory } from "./scoring";
 
 export interface RedisSettings {
+  /** redis:// or rediss:// (TLS: the certificate must chain to `tlsCaFile` or a system CA and name the host; no fallback). */
   readonly url: string;
+  readonly password?: string;
+  readonly username?: string;
+  /** PEM CA bundle for rediss://; default the system's CAs. */
+  readonly tlsCaFile?: string;
   /** Prepended to every key (ioredis `keyPrefix`). */
   readonly keyPrefix: string;
   readonly commandTimeoutMs: number;
@@ -48,8 +55,20 @@ declare module "ioredis" {
   }
 }
 
+/** ioredis' `tls` for the URL: none for redis://, verification against the CA bundle for rediss://. */
+export function redisTlsOptions(settings: RedisSettings): { tls?: ConnectionOptions } {
+  if (!settings.url.startsWith("rediss://")) return {};
+  if (settings.tlsCaFile === undefined) return { tls: { rejectUnauthorized: true } };
+  const bundle = readFileSync(settings.tlsCaFile, "utf8");
+  if (!/-----BEGIN CERTIFICATE-----/.test(bundle)) throw new Error(`REDIS_TLS_CA_FILE ${settings.tlsCaFile} holds no PEM certificate`);
+  return { tls: { ca: bundle, rejectUnauthorized: true } };
+}
+
 export function createRedis(settings: RedisSettings): Redis {
   const redis = new Redis(settings.url, {
+    ...redisTlsOptions(settings),
+    ...(settings.password !== undefined ? { password: settings.password } : {}),
+    ...(settings.username !== undefined ? { username: settings.username } : {}),
     keyPrefix: settings.keyPrefix,
     commandTimeout: settings.commandTimeoutMs,
     // Fail fast while disconnected instead of queueing: scoring degrades, it does not wait.

@@ -14,6 +14,9 @@ async function main(): Promise<void> {
   const logger = createLogger(config.LOG_LEVEL);
   const redis = createRedis({
     url: config.REDIS_URL,
+    password: config.REDIS_PASSWORD,
+    username: config.REDIS_USERNAME,
+    tlsCaFile: config.REDIS_TLS_CA_FILE,
     keyPrefix: config.REDIS_KEY_PREFIX,
     commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
   });

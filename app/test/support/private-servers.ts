@@ -210,19 +210,29 @@ export class PrivatePostgres {
 // ---------------------------------------------------------------------------------------
 // Redis
 
+export interface PrivateRedisOptions {
+  /** Serve TLS only (`--tls-port`, no plain port) with this certificate. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
+  /** `requirepass`: clients must AUTH with it. */
+  readonly password?: string;
+}
+
 export class PrivateRedis {
   private child: ChildProcess | undefined;
   private readonly onExit = () => this.child?.kill("SIGKILL");
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly options: PrivateRedisOptions = {},
+  ) {}
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `${this.options.tls ? "rediss" : "redis"}://127.0.0.1:${this.port}`;
   }
 
   /** redis-server on a free port, no persistence; resolves once it accepts connections. */
-  static async start(): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(await freePort());
+  static async start(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(await freePort(), options);
     exitHandlers.add(redis.onExit);
     await redis.startServer();
     return redis;
@@ -231,9 +241,13 @@ export class PrivateRedis {
   /** (Re)starts the server on its port. */
   async startServer(): Promise<void> {
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) return;
+    const { tls, password } = this.options;
+    const listen = tls
+      ? ["--port", "0", "--tls-port", String(this.port), "--tls-cert-file", tls.certFile, "--tls-key-file", tls.keyFile, "--tls-ca-cert-file", tls.caFile, "--tls-auth-clients", "no"]
+      : ["--port", String(this.port)];
     const child = spawn(
       "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
+      [...listen, ...(password ? ["--requirepass", password] : []), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.child = child;
