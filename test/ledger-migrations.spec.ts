@@ -86,9 +86,11 @@ describe("LedgerMigrations", () => {
     assert.equal(labels["tags.datadoghq.com/env"], "prod");
     assert.equal(labels["tags.datadoghq.com/version"], "1.4.2");
     assert.deepEqual(env.DD_SERVICE, { fieldRef: { fieldPath: "metadata.labels['tags.datadoghq.com/service']" } });
-    assert.equal(env.DD_TRACE_AGENT_URL, "unix:///var/run/datadog/apm.socket");
+    // The services namespace enforces Pod Security restricted: the Agent's hostPort, no hostPath.
+    assert.deepEqual(env.DD_AGENT_HOST, { fieldRef: { fieldPath: "status.hostIP" } });
+    assert.equal(env.DD_TRACE_AGENT_PORT, "8126");
     assert.equal(env.DD_TRACE_SAMPLE_RATE, "1");
-    assert.deepEqual(podSpec().volumes.find((v: any) => v.name === "apm-socket").hostPath, { path: "/var/run/datadog", type: "DirectoryOrCreate" });
+    assert.ok(!podSpec().volumes.some((v: any) => v.hostPath), "no host directory mounted");
   });
 
   it("runs with the services' pod security: non-root, read-only root, no privilege, no capabilities, RuntimeDefault seccomp", () => {
