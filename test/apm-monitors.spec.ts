@@ -1,8 +1,8 @@
 import * as assert from "node:assert/strict";
-import { MEASURED_SPANS } from "../app/src/tracing/conventions";
+import { MEASURED_SPANS, SERVICES, SPANS } from "../app/src/tracing/conventions";
 import { apmMonitorSpecs, errorRateQuery } from "../components/apm-monitors";
 
-const thresholds = { paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1 };
+const thresholds = { paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1, postProcessingLagP95Seconds: 60 };
 
 describe("APM monitor queries", () => {
   const specs = apmMonitorSpecs("prod", thresholds, ["@slack-payments-alerts", "@pagerduty-payments"]);
@@ -21,6 +21,16 @@ describe("APM monitor queries", () => {
 
   it("alerts when ledger database p95 latency exceeds 1 s over 5 minutes", () => {
     assert.equal(byKey["database-latency"].query, "percentile(last_5m):p95:trace.database.query{env:prod,service:payment-service} > 1");
+  });
+
+  it("alerts when post-processing lag p95 exceeds the threshold over 5 minutes, on the lag span the consumers send", () => {
+    const lag = byKey["post-processing-lag"];
+    assert.equal(lag.query, "percentile(last_5m):p95:trace.payment.post_processing.lag{env:prod,service:post-processing} > 60");
+    assert.equal(lag.span, SPANS.postProcessingLag);
+    assert.equal(lag.service, SERVICES.postProcessing);
+    assert.equal(lag.name, "[prod] Post-processing lag p95 above threshold");
+    const custom = apmMonitorSpecs("staging", { ...thresholds, postProcessingLagP95Seconds: 12.5 }, ["@slack-x"]);
+    assert.match(custom.find((s) => s.key === "post-processing-lag")!.query, /\{env:staging,service:post-processing\} > 12\.5$/);
   });
 
   it("sets the critical threshold equal to the query's threshold", () => {

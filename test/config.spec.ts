@@ -30,9 +30,12 @@ describe("stack config", () => {
       services: {
         payment: { image: "repo/payment-service:1.0.0", version: "1.0.0" },
         fraud: { image: "repo/fraud-service@sha256:" + "a".repeat(64), version: "1.0.0" },
+        relay: { image: "repo/outbox-relay:1.0.0", version: "1.0.0" },
+        postProcessing: { image: "repo/post-processing:1.0.0", version: "1.0.0" },
       },
       database: { host: "db.internal" },
       redis: { host: "redis.internal" },
+      broker: { host: "b-1.mq.eu-west-1.amazonaws.com", user: "payments" },
       monitors: { notify: ["@slack-payments"] },
     };
     const s = parseStackSettings(minimal);
@@ -55,9 +58,19 @@ describe("stack config", () => {
       },
     );
     assert.deepEqual(
-      { p95: s.monitors.paymentLatencyP95Seconds, err: s.monitors.paymentErrorRate, db: s.monitors.databaseLatencyP95Seconds },
-      { p95: 2, err: 0.05, db: 1 },
+      { p95: s.monitors.paymentLatencyP95Seconds, err: s.monitors.paymentErrorRate, db: s.monitors.databaseLatencyP95Seconds, lag: s.monitors.postProcessingLagP95Seconds },
+      { p95: 2, err: 0.05, db: 1, lag: 60 },
     );
+    assert.deepEqual(s.broker, {
+      host: "b-1.mq.eu-west-1.amazonaws.com",
+      port: 5671,
+      vhost: "/",
+      user: "payments",
+      tls: true,
+      exchange: "payments.events",
+      outboxRetentionHours: 168,
+    });
+    assert.deepEqual([s.services.relay.replicas, s.services.postProcessing.replicas], [2, 2]);
     assert.deepEqual(s.datadog.apm, { socketEnabled: true, portEnabled: false, port: 8126 });
     assert.equal(s.datadog.agentImage, "gcr.io/datadoghq/agent:7.81.1");
   });
@@ -108,6 +121,17 @@ describe("stack config", () => {
     { change: ["monitors.paymentErrorRate", 5], problem: "payments-apm:monitors.paymentErrorRate must be between 0 and 1, got 5" },
     { change: ["database.host", ""], problem: 'payments-apm:database.host must not be empty, got ""' },
     { change: ["sampling.agent.rareSamplerEnabled", "yes"], problem: 'payments-apm:sampling.agent.rareSamplerEnabled must be true or false, got "yes"' },
+    { change: ["broker.host", undefined], problem: "payments-apm:broker.host is required" },
+    { change: ["broker.host", "amqps://b-1.mq.amazonaws.com"], problem: 'payments-apm:broker.host must be a host name such as b-1234abcd.mq.us-east-1.amazonaws.com, got "amqps://b-1.mq.amazonaws.com"' },
+    { change: ["broker.port", "amqps"], problem: 'payments-apm:broker.port must be a whole number between 1 and 65535, got "amqps"' },
+    { change: ["broker.user", ""], problem: 'payments-apm:broker.user must not be empty, got ""' },
+    { change: ["broker.tls", "yes"], problem: 'payments-apm:broker.tls must be true or false, got "yes"' },
+    { change: ["broker.exchange", "payments events"], problem: "payments-apm:broker.exchange must be letters, digits" },
+    { change: ["broker.outboxRetentionHours", 0], problem: "payments-apm:broker.outboxRetentionHours must be a whole number between 1 and 8760, got 0" },
+    { change: ["broker.password", "hunter2"], problem: "payments-apm:broker.password is not a known setting" },
+    { change: ["services.relay", undefined], problem: "payments-apm:services.relay is required" },
+    { change: ["services.postProcessing.image", "repo/post-processing"], problem: "payments-apm:services.postProcessing.image must be pinned by tag or digest" },
+    { change: ["monitors.postProcessingLagP95Seconds", 0], problem: "payments-apm:monitors.postProcessingLagP95Seconds must be greater than 0, got 0" },
   ];
   for (const { change, problem } of badConfigs) {
     it(`rejects ${change[0]} = ${JSON.stringify(change[1])}, naming the key`, () => {
@@ -171,6 +195,16 @@ describe("stack config", () => {
       });
       assert.match(message, /payments-apm:sampling\.baseRate must be between 0 and 1, got 1\.5/);
       assert.match(message, /payments-apm:databasePassword is required/);
+    });
+
+    it("fails without the broker password, naming the secret key", async () => {
+      const message = await previewError({ secrets: { "payments-apm:brokerPassword": undefined } });
+      assert.match(message, /payments-apm:brokerPassword is required: set it with `pulumi config set --secret payments-apm:brokerPassword <broker password>`/);
+    });
+
+    it("fails on a bad broker setting at preview with the full key", async () => {
+      const message = await previewError({ overrides: { "payments-apm:broker": JSON.stringify({ host: "b-1.mq.us-east-1.amazonaws.com", user: "payments", port: 0 }) } });
+      assert.match(message, /payments-apm:broker\.port must be a whole number between 1 and 65535, got 0/);
     });
 
     it("fails on a rate limit that leaves the always-kept traces too little, naming sampling.rateLimit", async () => {

@@ -67,7 +67,7 @@ describe("a payment's trace", function () {
     const detection = child(fraudRoot, SPANS.fraudDetection, SERVICES.fraud)[0];
     const scoring = child(detection, SPANS.riskScoring, SERVICES.fraud)[0];
     const redis = child(scoring, "redis.command", `${SERVICES.fraud}-redis`);
-    assert.deepEqual(redis.map((s) => s.resource), ["evalsha"], "the velocity update is one script call");
+    assert.deepEqual(redis.map((s) => s.resource), ["evalsha"], "the history read is one script call");
 
     const processing = child(payment, SPANS.processing)[0];
     const [transfer] = child(processing, SPANS.databaseQuery);
