@@ -209,3 +209,33 @@ export class BrokerProxy {
     await closed;
   }
 }
+
+let directCount = 0;
+
+/**
+ * A completed payment written the way payment-service writes it (one call of the ledger's
+ * transfer_funds, with its payment.completed event), for specs that run the relay against
+ * a database of their own without a payment-service. Resolves the transaction id.
+ */
+export async function directTransfer(pool: Pool, sender: string, receiver: string, amount: number): Promise<string> {
+  directCount += 1;
+  const { rows } = await pool.query<{ id: string; result: string }>(
+    `WITH t AS (SELECT gen_random_uuid() AS id)
+     SELECT t.id::text, transfer_funds(t.id, $1, 'direct', $2, $3, $4, 'USD', 'wallet', 201, '{}'::jsonb, 'payment.completed',
+              jsonb_build_object('transaction_id', t.id, 'sender_id', $2::text, 'receiver_id', $3::text, 'amount', $4::bigint, 'currency', 'USD')) AS result
+       FROM t`,
+    [`direct-${process.pid}-${directCount}`, sender, receiver, amount],
+  );
+  if (rows[0].result !== "completed") throw new Error(`transfer_funds answered ${rows[0].result}`);
+  return rows[0].id;
+}
+
+/** How many messages wait in a queue (ready, not yet delivered). */
+export async function queuedMessages(queue: string): Promise<number> {
+  const { channel, close } = await brokerChannel();
+  try {
+    return (await channel.checkQueue(queue)).messageCount;
+  } finally {
+    await close();
+  }
+}
