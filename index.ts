@@ -12,7 +12,7 @@ import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
 import { agentSamplers, TraceRetention } from "./components/sampling";
 import { ServiceNamespace } from "./components/service-namespace";
-import { TracedService } from "./components/traced-service";
+import { agentConnectionOf, TracedService } from "./components/traced-service";
 
 const config = loadConfig();
 const { environment: env, globalTags } = config;
@@ -20,25 +20,32 @@ const { environment: env, globalTags } = config;
 const cluster = new EksCluster("eks", { clusterName: config.cluster.name, region: config.cluster.region });
 const k8s = { provider: cluster.provider };
 
-const agent = new DatadogAgent(
-  "datadog-agent",
-  {
-    namespace: config.datadog.namespace,
-    clusterName: config.cluster.name,
-    site: config.datadog.site,
-    env,
-    globalTags,
-    image: config.datadog.agentImage,
-    apiKey: config.secrets.datadogApiKey,
-    apm: config.datadog.apm,
-    kubeletTlsVerify: config.datadog.kubeletTlsVerify,
-    tolerations: config.datadog.tolerations,
-    agentResources: config.datadog.agentResources,
-    traceAgentResources: config.datadog.traceAgentResources,
-    samplers: agentSamplers(config.sampling),
-  },
-  k8s,
-);
+// With deployAgent false the cluster's own Agent (Helm chart or Operator) takes the traces.
+const agent = config.datadog.deployAgent
+  ? new DatadogAgent(
+      "datadog-agent",
+      {
+        namespace: config.datadog.namespace,
+        clusterName: config.cluster.name,
+        site: config.datadog.site,
+        env,
+        globalTags,
+        image: config.datadog.agentImage,
+        apiKey: config.secrets.datadogApiKey,
+        apm: config.datadog.apm,
+        kubeletTlsVerify: config.datadog.kubeletTlsVerify,
+        tolerations: config.datadog.tolerations,
+        agentResources: config.datadog.agentResources,
+        traceAgentResources: config.datadog.traceAgentResources,
+        samplers: agentSamplers(config.sampling),
+        priorityClass: config.datadog.priorityClass,
+        criSocketPath: config.datadog.criSocketPath,
+        useHostnameFromFile: config.datadog.useHostnameFromFile,
+      },
+      k8s,
+    )
+  : undefined;
+const afterAgent = agent ? [agent] : [];
 
 const namespace = new ServiceNamespace("payments", { name: config.services.namespace }, k8s);
 const common = {
@@ -46,7 +53,7 @@ const common = {
   env,
   globalTags,
   sampling: config.sampling,
-  agent: config.datadog.apm,
+  agent: agentConnectionOf(config.datadog),
 };
 
 const fraud = new TracedService(
@@ -57,7 +64,7 @@ const fraud = new TracedService(
     ...config.services.fraud,
     appEnv: { REDIS_URL: `redis://${config.redis.host}:${config.redis.port}` },
   },
-  { ...k8s, dependsOn: [agent] },
+  { ...k8s, dependsOn: afterAgent },
 );
 
 const payment = new TracedService(
@@ -77,7 +84,7 @@ const payment = new TracedService(
     },
     secretEnv: { PGPASSWORD: config.secrets.databasePassword },
   },
-  { ...k8s, dependsOn: [agent] },
+  { ...k8s, dependsOn: afterAgent },
 );
 
 // Post-processing: the outbox relay publishes payment events to RabbitMQ, the consumers
@@ -107,7 +114,7 @@ const relay = new TracedService(
     appEnv: { ...brokerEnv, ...ledgerEnv, RELAY_RETENTION_SECONDS: String(broker.outboxRetentionHours * 3600) },
     secretEnv: { PGPASSWORD: config.secrets.databasePassword, BROKER_PASSWORD: config.secrets.brokerPassword },
   },
-  { ...k8s, dependsOn: [agent] },
+  { ...k8s, dependsOn: afterAgent },
 );
 const postProcessing = new TracedService(
   "post-processing",
@@ -119,7 +126,7 @@ const postProcessing = new TracedService(
     appEnv: { ...brokerEnv, ...ledgerEnv, REDIS_URL: `redis://${config.redis.host}:${config.redis.port}` },
     secretEnv: { PGPASSWORD: config.secrets.databasePassword, BROKER_PASSWORD: config.secrets.brokerPassword },
   },
-  { ...k8s, dependsOn: [agent] },
+  { ...k8s, dependsOn: afterAgent },
 );
 
 const retention = new TraceRetention("trace-retention", { policy: config.sampling, env, services: [SERVICES.payment, SERVICES.fraud, SERVICES.relay, SERVICES.postProcessing] });
@@ -130,7 +137,7 @@ const monitors = new ApmMonitors("apm-monitors", {
   notify: config.monitors.notify,
 });
 
-export const datadogNamespace = agent.namespace;
+export const datadogNamespace = agent?.namespace;
 export const servicesNamespace = namespace.name;
 export const services = { payment: payment.serviceName, fraud: fraud.serviceName };
 export const workers = { relay: relay.deploymentName, postProcessing: postProcessing.deploymentName };
