@@ -29,6 +29,8 @@ describe("post-processing: the outbox relayed to RabbitMQ, receipts and fraud hi
   let consumers: RunningService;
 
   before(async function () {
+    // The first spec to ask builds the app and starts the shared services.
+    this.timeout(120_000);
     env = await e2e();
     [relay, consumers] = await Promise.all([
       startRelay({ env, exchange }),

@@ -119,6 +119,13 @@ export class OutboxRelay {
   private async relayBatch(): Promise<number> {
     const client = await this.deps.pool.connect();
     let broken = false;
+    // Between statements (while the broker confirms) a lost connection is reported as an
+    // event, not by a query: without a listener it would end the process.
+    const onError = (error: Error) => {
+      broken = true;
+      this.deps.logger.warn({ err: error }, "database connection lost during a batch");
+    };
+    client.on("error", onError);
     try {
       await client.query("BEGIN");
       const { rows } = await dbQuery<OutboxRow>(client, "claim_outbox", CLAIM_SQL, [this.deps.settings.batchSize]);
@@ -135,6 +142,7 @@ export class OutboxRelay {
       });
       throw error;
     } finally {
+      client.off("error", onError);
       // A connection that failed mid-transaction is not given back to the pool.
       client.release(broken ? true : undefined);
     }
