@@ -5,8 +5,8 @@
  *
  * All configuration comes from the DD_* env the platform renders (DD_ENV, DD_SERVICE,
  * DD_VERSION, DD_TAGS, DD_TRACE_AGENT_URL / DD_AGENT_HOST, DD_TRACE_SAMPLE_RATE,
- * DD_TRACE_SAMPLING_RULES, DD_LOGS_INJECTION, and DD_SERVICE_MAPPING for the service
- * names of the pg / ioredis / fetch integrations), so `init()` takes no options.
+ * DD_TRACE_SAMPLING_RULES, DD_LOGS_INJECTION), so `init()` takes no options. The pg and
+ * ioredis spans keep dd-trace's names, `<DD_SERVICE>-postgres` and `<DD_SERVICE>-redis`.
  */
 import tracer from "dd-trace";
 
@@ -21,9 +21,9 @@ interface FlushableExporter {
 }
 
 /**
- * Sends every finished span still buffered, for graceful shutdown. dd-trace 5 only
- * flushes on `beforeExit`, which an explicit `process.exit` skips, and has no public
- * flush: reach its agent exporter, and settle after `timeoutMs` whatever happens.
+ * Sends every finished span still buffered, for graceful shutdown. dd-trace (6.21 as 5.x)
+ * only flushes on `beforeExit`, which an explicit `process.exit` skips, and has no public
+ * trace flush: reach its agent exporter, and settle after `timeoutMs` whatever happens.
  */
 export function flushTracer(timeoutMs: number): Promise<void> {
   const exporter = (tracer as unknown as { _tracer?: { _exporter?: Partial<FlushableExporter> } })

