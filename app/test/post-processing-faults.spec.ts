@@ -258,7 +258,8 @@ describe("post-processing under failure: no event lost, none applied twice", fun
       await eventually(async () => (await unpublishedCount(db.pool, ids)) === 0, () => relays.map((r) => r.tail()).join("\n"));
 
       const { rows } = await db.pool.query<{ id: string; sender: string }>(
-        `SELECT id::text, payload->>'sender_id' AS sender FROM outbox WHERE aggregate_id = ANY($1::uuid[]) ORDER BY id`,
+        // By the bigint id (commit order per sender), not by its text.
+        `SELECT id::text AS id, payload->>'sender_id' AS sender FROM outbox WHERE aggregate_id = ANY($1::uuid[]) ORDER BY outbox.id`,
         [ids],
       );
       const { channel, close } = await brokerChannel();
