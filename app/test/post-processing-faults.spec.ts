@@ -247,6 +247,7 @@ describe("post-processing under failure: no event lost, none applied twice", fun
     });
 
     it("shares the outbox between two relays: each event published once, each sender's in commit order", async function () {
+      this.timeout(120_000);
       const exchange = newExchange();
       const wiring = { env, exchange };
       const senders = await Promise.all([0, 1, 2].map(() => createWallet(db.pool, "pp_order_sender", { balance: 100_000 })));

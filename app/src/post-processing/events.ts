@@ -32,6 +32,7 @@ export type PaymentCompletedEvent = z.infer<typeof paymentCompletedSchema>;
 /** An outbox row as the relay reads it. */
 export interface OutboxRow {
   readonly id: string;
+  readonly aggregate_id: string;
   readonly event_type: string;
   readonly payload: Record<string, unknown>;
   readonly trace_context: Record<string, string> | null;

@@ -42,13 +42,30 @@ export interface RelaySettings {
 const SENDER_LOCK_SPACE = 4_271_012;
 
 const CLAIM_SQL = `
-  SELECT id::text, event_type, payload, trace_context, created_at
+  SELECT id::text, aggregate_id::text, event_type, payload, trace_context, created_at
     FROM outbox
    WHERE published_at IS NULL
      AND pg_try_advisory_xact_lock(${SENDER_LOCK_SPACE}, hashtext(coalesce(payload->>'sender_id', aggregate_id::text)))
    ORDER BY id
    LIMIT $1
      FOR UPDATE SKIP LOCKED`;
+
+/**
+ * For each sender of a claimed batch, its earliest unpublished event the batch does not
+ * hold. The claim's lock test runs row by row while other relays commit or roll back, so
+ * it can pass over a sender's event (locked then) and take a later one (free by then): the
+ * batch publishes a sender's events only up to that first gap, and the rest waits for the
+ * next claim, which starts at the gap.
+ */
+const GAPS_SQL = `
+  SELECT coalesce(payload->>'sender_id', aggregate_id::text) AS sender, min(id)::text AS first_gap
+    FROM outbox
+   WHERE published_at IS NULL
+     AND NOT (id = ANY($1::bigint[]))
+     AND coalesce(payload->>'sender_id', aggregate_id::text) = ANY($2::text[])
+   GROUP BY 1`;
+
+const senderOf = (row: OutboxRow) => String(row.payload.sender_id ?? row.aggregate_id);
 
 const MARK_SQL = `UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])`;
 
@@ -128,14 +145,24 @@ export class OutboxRelay {
     client.on("error", onError);
     try {
       await client.query("BEGIN");
-      const { rows } = await dbQuery<OutboxRow>(client, "claim_outbox", CLAIM_SQL, [this.deps.settings.batchSize]);
+      const { rows: claimed } = await dbQuery<OutboxRow>(client, "claim_outbox", CLAIM_SQL, [this.deps.settings.batchSize]);
+      let rows = claimed;
+      if (claimed.length > 0) {
+        const { rows: gaps } = await dbQuery<{ sender: string; first_gap: string }>(client, "outbox_gaps", GAPS_SQL, [
+          claimed.map((r) => r.id),
+          [...new Set(claimed.map(senderOf))],
+        ]);
+        const firstGap = new Map(gaps.map((g) => [g.sender, BigInt(g.first_gap)]));
+        rows = claimed.filter((r) => BigInt(r.id) < (firstGap.get(senderOf(r)) ?? BigInt(r.id) + 1n));
+      }
       if (rows.length > 0) {
         const channel = await this.confirmChannel();
         await Promise.all(rows.map((row) => this.publish(channel, row)));
         await dbQuery(client, "mark_published", MARK_SQL, [rows.map((r) => r.id)]);
       }
       await client.query("COMMIT");
-      return rows.length;
+      // Events held back behind a gap: wait a poll interval for it to be published.
+      return rows.length === claimed.length ? rows.length : 0;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {
         broken = true;
