@@ -30,7 +30,7 @@ export const groups = {
       "components/service-namespace.ts",
       "components/secret-checksum.ts",
     ],
-    spec: ["test/datadog-agent.spec.ts", "test/program.spec.ts", "test/rollout.spec.ts"],
+    spec: ["test/traced-service.spec.ts", "test/datadog-agent.spec.ts", "test/program.spec.ts", "test/rollout.spec.ts"],
   },
   policy: {
     mutate: ["policy/policies.ts"],
