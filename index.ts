@@ -1,7 +1,7 @@
 /**
  * payments-apm: Datadog distributed tracing for the payments system on Amazon EKS.
- * cluster → Datadog Agent → payment-service + fraud-service → outbox relay + consumers →
- * sampling → monitors → SLOs, dashboard.
+ * cluster → Datadog Agent → ledger migrations → payment-service + fraud-service → outbox relay +
+ * consumers → sampling → monitors → SLOs, dashboard.
  */
 import { SERVICES } from "./app/src/tracing/conventions";
 import { ApmDashboard } from "./components/apm-dashboard";
@@ -10,6 +10,7 @@ import { ApmSlos } from "./components/apm-slos";
 import { EksCluster } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
+import { LedgerMigrations } from "./components/ledger-migrations";
 import { agentSamplers, TraceRetention } from "./components/sampling";
 import { ServiceNamespace } from "./components/service-namespace";
 import { agentConnectionOf, TracedService } from "./components/traced-service";
@@ -67,6 +68,30 @@ const fraud = new TracedService(
   { ...k8s, dependsOn: afterAgent },
 );
 
+// The ledger schema, applied before payment-service rolls: a failed migration fails the up here.
+const migrations = new LedgerMigrations(
+  "ledger-migrations",
+  {
+    namespace: namespace.name,
+    image: config.services.payment.image,
+    version: config.services.payment.version,
+    env,
+    globalTags,
+    agent: common.agent,
+    database: {
+      host: config.database.host,
+      port: config.database.port,
+      name: config.database.name,
+      migrationUser: config.database.migrationUser,
+      runtimeUser: config.database.user,
+    },
+    migrationPassword: config.secrets.databaseMigrationPassword,
+    backoffLimit: config.database.migrations.backoffLimit,
+    activeDeadlineSeconds: config.database.migrations.activeDeadlineSeconds,
+  },
+  { ...k8s, dependsOn: afterAgent },
+);
+
 const payment = new TracedService(
   "payment-service",
   {
@@ -84,7 +109,7 @@ const payment = new TracedService(
     },
     secretEnv: { PGPASSWORD: config.secrets.databasePassword },
   },
-  { ...k8s, dependsOn: afterAgent },
+  { ...k8s, dependsOn: [...afterAgent, migrations] },
 );
 
 // Post-processing: the outbox relay publishes payment events to RabbitMQ, the consumers
@@ -142,6 +167,7 @@ export const servicesNamespace = namespace.name;
 export const services = { payment: payment.serviceName, fraud: fraud.serviceName };
 export const workers = { relay: relay.deploymentName, postProcessing: postProcessing.deploymentName };
 export const fraudServiceUrl = fraud.url;
+export const ledgerMigrationJob = migrations.jobName;
 export const monitorIds = monitors.monitorIds;
 export const retentionFilterIds = retention.filterIds;
 

@@ -308,10 +308,32 @@ export const stackConfigSchema = z
         host: z.string({ error: "must be a string" }).min(1, "must not be empty"),
         port: count(1, 65535).default(5432),
         name: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
+        /** The services' role (runtime): granted only the DML they issue, by a migration. */
         user: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
+        /** The role the migration Job runs as, owner of the ledger's tables (password: payments-apm:databaseMigrationPassword). */
+        migrationUser: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments_migrations"),
         poolMax: count(1, 200).default(10),
+        migrations: z
+          .object({
+            /** Pods retried after a failed run before the Job fails (a lost connection is retried; a bad migration fails fast). */
+            backoffLimit: count(0, 10).default(2),
+            /** Seconds the whole Job may take, retries included; `pulumi up` waits up to 2 minutes longer. */
+            activeDeadlineSeconds: count(30, 3600).default(600),
+          })
+          .strict()
+          .prefault({}),
       })
-      .strict(),
+      .strict()
+      .superRefine((db, ctx) => {
+        if (db.migrationUser === db.user) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["migrationUser"],
+            message: `must differ from database.user (${JSON.stringify(db.user)}): the services must not own the ledger's tables`,
+            input: db.migrationUser,
+          });
+        }
+      }),
     redis: z
       .object({
         host: z.string({ error: "must be a string" }).min(1, "must not be empty"),
@@ -430,6 +452,7 @@ export interface StackConfig extends StackSettings {
     readonly datadogAppKey: pulumi.Output<string>;
     readonly databasePassword: pulumi.Output<string>;
     readonly brokerPassword: pulumi.Output<string>;
+    readonly databaseMigrationPassword: pulumi.Output<string>;
   };
   /** The global tags every span and the Agent carry. */
   readonly globalTags: Readonly<{ cluster: string; region: string; deployment: string }>;
@@ -440,10 +463,11 @@ export const SECRET_KEYS = {
   datadogApiKey: "datadog:apiKey",
   datadogAppKey: "datadog:appKey",
   databasePassword: `${PROJECT}:databasePassword`,
+  databaseMigrationPassword: `${PROJECT}:databaseMigrationPassword`,
   brokerPassword: `${PROJECT}:brokerPassword`,
 } as const;
 
-const SECRET_SETTINGS = ["databasePassword", "brokerPassword"];
+const SECRET_SETTINGS = ["databasePassword", "databaseMigrationPassword", "brokerPassword"];
 const TOP_LEVEL_KEYS = new Set([...Object.keys(stackConfigSchema.shape), ...SECRET_SETTINGS]);
 
 /**
@@ -550,13 +574,14 @@ export function loadConfig(): StackConfig {
   const datadogApiKey = secret(SECRET_KEYS.datadogApiKey, "Datadog API key");
   const datadogAppKey = secret(SECRET_KEYS.datadogAppKey, "Datadog application key");
   const databasePassword = secret(SECRET_KEYS.databasePassword, "database password");
+  const databaseMigrationPassword = secret(SECRET_KEYS.databaseMigrationPassword, "migration role's database password");
   const brokerPassword = secret(SECRET_KEYS.brokerPassword, "broker password");
-  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !brokerPassword) {
+  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword || !brokerPassword) {
     throw new ConfigError(problems);
   }
   return Object.freeze({
     ...settings,
-    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, brokerPassword }),
+    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, brokerPassword }),
     globalTags: Object.freeze({ cluster: settings.cluster.name, region: settings.cluster.region, deployment: settings.deployment }),
   });
 }

@@ -64,7 +64,15 @@ describe("stack config", () => {
         postProcessing: { ...minimal.services.postProcessing, replicas: 2, minAvailable: 1, resources: { cpuRequest: "250m", memoryRequest: "256Mi", memoryLimit: "512Mi" } },
         fraudTimeoutMs: 800,
       },
-      database: { host: "db.internal", port: 5432, name: "payments", user: "payments", poolMax: 10 },
+      database: {
+        host: "db.internal",
+        port: 5432,
+        name: "payments",
+        user: "payments",
+        migrationUser: "payments_migrations",
+        poolMax: 10,
+        migrations: { backoffLimit: 2, activeDeadlineSeconds: 600 },
+      },
       redis: { host: "redis.internal", port: 6379 },
       // Amazon MQ for RabbitMQ: amqps on 5671.
       broker: { host: "b-1.mq.eu-west-1.amazonaws.com", port: 5671, vhost: "/", user: "payments", tls: true, exchange: "payments.events", outboxRetentionHours: 168 },

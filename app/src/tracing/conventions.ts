@@ -13,6 +13,9 @@ export const SERVICES = {
 } as const;
 export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
 
+/** DD_SERVICE of the ledger migration Job (the `migrate` entry of the payment-service image). */
+export const MIGRATIONS_SERVICE = "ledger-migrations";
+
 /** Business spans, named as in the original tracing design. */
 export const SPANS = {
   processPayment: "payment.process_payment",
@@ -31,6 +34,10 @@ export const SPANS = {
   postProcessing: "payment.post_processing",
   /** From the event's commit to its consumption: starts at the commit, ends when a consumer takes it. */
   postProcessingLag: "payment.post_processing.lag",
+  /** One run of the migrate entry (root span of the migration Job). */
+  ledgerMigrate: "ledger.migrate",
+  /** One migration file applied, resource = the file name. */
+  ledgerMigration: "ledger.migration",
 } as const;
 
 /**
@@ -139,6 +146,9 @@ export const DETAIL_TAGS = {
   /** The event had been handled before (a redelivery or a republish): nothing changed. */
   duplicateEvent: "post_processing.duplicate",
   deliveryAttempt: "post_processing.attempt",
+  migrationFile: "ledger.migration.file",
+  migrationsApplied: "ledger.migrations.applied",
+  migrationsSkipped: "ledger.migrations.skipped",
 } as const;
 
 /** Events the payment flow writes to the outbox, by name (also their routing key). */
