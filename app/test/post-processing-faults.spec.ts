@@ -10,7 +10,6 @@ import { createTestDatabase, createWallet, type TestDatabase } from "./support/d
 import { e2e, postPayment, type E2E } from "./support/e2e";
 import {
   BrokerProxy,
-  brokerChannel,
   deleteTopology,
   directTransfer,
   eventually,
@@ -244,48 +243,6 @@ describe("post-processing under failure: no event lost, none applied twice", fun
       await eventually(async () => (await receiptCount(db.pool, [first, second])) === 4, async () => `${relay.tail()}\n${consumers.tail()}\n${pg.log()}`);
       assert.deepEqual(await receiptsOf(db.pool, [first, second]), new Map([[first, ["receiver", "sender"]], [second, ["receiver", "sender"]]]));
       assert.equal(await unpublishedCount(db.pool, [first, second]), 0);
-    });
-
-    it("shares the outbox between two relays: each event published once, each sender's in commit order", async function () {
-      this.timeout(120_000);
-      const exchange = newExchange();
-      const wiring = { env, exchange };
-      const senders = await Promise.all([0, 1, 2].map(() => createWallet(db.pool, "pp_order_sender", { balance: 100_000 })));
-      const receiver = await createWallet(db.pool, "pp_order_receiver", { balance: 0 });
-      // The queues exist before anything is published (either process declares them).
-      const relays = await Promise.all([0, 1].map(() => startRelay(wiring, { ...dbEnv(), RELAY_BATCH_SIZE: "2", RELAY_POLL_INTERVAL_MS: "10" }).then(track)));
-      const ids: string[] = [];
-      for (let i = 0; i < 30; i += 1) ids.push(await directTransfer(db.pool, senders[i % 3], receiver, 1 + i));
-      await eventually(async () => (await unpublishedCount(db.pool, ids)) === 0, () => relays.map((r) => r.tail()).join("\n"));
-
-      const { rows } = await db.pool.query<{ id: string; sender: string }>(
-        // By the bigint id (commit order per sender), not by its text.
-        `SELECT id::text AS id, payload->>'sender_id' AS sender FROM outbox WHERE aggregate_id = ANY($1::uuid[]) ORDER BY outbox.id`,
-        [ids],
-      );
-      const { channel, close } = await brokerChannel();
-      try {
-        const received: string[] = [];
-        await eventually(
-          async () => {
-            for (let m = await channel.get(queueName(exchange, "receipts"), { noAck: true }); m; m = await channel.get(queueName(exchange, "receipts"), { noAck: true })) {
-              received.push(String(m.properties.messageId));
-            }
-            return received.length >= rows.length;
-          },
-          () => `${received.length} of ${rows.length}`,
-        );
-        const mine = received.filter((id) => rows.some((r) => r.id === id));
-        assert.equal(new Set(mine).size, mine.length, `no event published twice: ${mine}`);
-        assert.equal(mine.length, rows.length);
-        for (const sender of senders) {
-          const expected = rows.filter((r) => r.sender === sender).map((r) => r.id);
-          const order = mine.filter((id) => expected.includes(id));
-          assert.deepEqual(order, expected, `${sender}'s events in commit order`);
-        }
-      } finally {
-        await close();
-      }
     });
 
     it("prunes published events past the retention window in bounded batches, and never an unpublished one", async function () {
