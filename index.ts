@@ -10,6 +10,7 @@ import { EksCluster } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
 import { agentSamplers, TraceRetention } from "./components/sampling";
+import { userAuthEnv } from "./components/auth";
 import { ServiceNamespace } from "./components/service-namespace";
 import { TracedService } from "./components/traced-service";
 
@@ -73,6 +74,7 @@ const payment = new TracedService(
       PG_POOL_MAX: String(config.database.poolMax),
       FRAUD_SERVICE_URL: `http://${SERVICES.fraud}.${config.services.namespace}.svc.cluster.local`,
       FRAUD_TIMEOUT_MS: String(config.services.fraudTimeoutMs),
+      ...userAuthEnv(config.auth),
     },
     secretEnv: { PGPASSWORD: config.secrets.databasePassword },
   },

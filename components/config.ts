@@ -65,6 +65,19 @@ const pinnedImage = () =>
     })
     .refine((s) => !/:latest$/.test(s), { message: "must not use the mutable tag 'latest'" });
 
+/** An absolute https URL (an issuer, a key set): tokens and keys are never trusted over plain http. */
+const httpsUrl = () =>
+  z
+    .string({ error: "must be a string" })
+    .refine((s) => {
+      try {
+        const url = new URL(s);
+        return url.protocol === "https:" && url.hostname !== "";
+      } catch {
+        return false;
+      }
+    }, "must be an https:// URL");
+
 const quantity = () =>
   z.string({ error: "must be a Kubernetes quantity string such as \"100m\" or \"256Mi\"" }).regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, "must be a Kubernetes quantity such as \"100m\" or \"256Mi\"");
 
@@ -297,6 +310,22 @@ export const stackConfigSchema = z
       })
       .strict(),
     slos: sloSettingsSchema,
+    /**
+     * The identity provider whose OAuth 2.0 access tokens (RFC 9068 JWTs) payment-service
+     * accepts: AUTH_ISSUER, AUTH_AUDIENCE, AUTH_JWKS_URL. No defaults: they name your provider.
+     */
+    auth: z
+      .object({
+        /** The `iss` every token must carry, exactly as the provider writes it. */
+        issuer: httpsUrl(),
+        /** The `aud` payment-service accepts (the API's identifier at the provider). */
+        audience: z.string({ error: "must be a string" }).trim().min(1, "must not be empty"),
+        /** Where the provider publishes its signing keys (JWKS). */
+        jwksUrl: httpsUrl(),
+        /** Accepted clock difference on exp/nbf, in seconds. */
+        clockToleranceSeconds: count(0, 300).default(30),
+      })
+      .strict(),
   })
   .strict();
 

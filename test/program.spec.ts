@@ -142,6 +142,17 @@ describe("the program (index.ts) under the mock engine", () => {
         assert.match(fraudEnv.REDIS_URL as string, /^redis:\/\/payments-velocity\..+:6379$/);
       });
 
+      it("gives the payment service its callers' identity provider from payments-apm:auth", () => {
+        const env = envOf(find(stack, "Deployment", SERVICES.payment), SERVICES.payment);
+        const host = stack === "prod" ? "login.payments.example.com" : "login.staging.payments.example.com";
+        assert.equal(env.AUTH_ISSUER, `https://${host}/`);
+        assert.equal(env.AUTH_JWKS_URL, `https://${host}/.well-known/jwks.json`);
+        assert.match(env.AUTH_AUDIENCE as string, /^https:\/\/api\.(staging\.)?payments\.example\.com$/);
+        assert.equal(env.AUTH_CLOCK_TOLERANCE_SECONDS, "30");
+        const fraudEnv = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
+        assert.equal(fraudEnv.AUTH_ISSUER, undefined, "fraud-service does not take user tokens");
+      });
+
       it("creates the monitors with notification handles, env/service tags and thresholds equal to the query", () => {
         const monitors = datadogObjects(runs[stack]).filter((d) => d.kind === "Monitor");
         for (const m of monitors) {

@@ -12,6 +12,7 @@ import {
   type E2E,
 } from "./support/e2e";
 import { FraudStandIn } from "./support/fraud-stand-in";
+import { identity } from "./support/identity";
 import { freePort } from "./support/private-servers";
 import { renderedEnv, runToExit, testEnv, type RunningService } from "./support/services";
 import { onlySpan, tagged, waitForTrace } from "./support/traces";
@@ -143,7 +144,7 @@ describe("service lifecycle", function () {
       const client = new AbortController();
       const abandoned = fetch(`${service.url}/v1/payments`, {
         method: "POST",
-        headers: { "content-type": "application/json", "idempotency-key": newKey() },
+        headers: { "content-type": "application/json", "idempotency-key": newKey(), authorization: await (await identity()).bearer(sender) },
         body: JSON.stringify(body),
         signal: client.signal,
       });

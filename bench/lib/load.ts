@@ -1,11 +1,12 @@
 /**
  * Drives POST /v1/payments with autocannon: a unique Idempotency-Key per request, a random
- * sender and a different random receiver among the seeded wallets, a small amount.
+ * sender (with its owner's access token) and a different random receiver among the seeded
+ * wallets, a small amount.
  * Latencies are taken from autocannon's per-response event (sub-millisecond; its own
  * histogram rounds to whole milliseconds) for 2xx answers only.
  */
 import autocannon from "autocannon";
-import { walletId } from "./stand";
+import { authorizationFor, walletId } from "./stand";
 
 export interface PaymentLoad {
   readonly url: string;
@@ -82,6 +83,7 @@ export async function runPaymentLoad(load: PaymentLoad): Promise<PhaseResult> {
             headers: {
               "content-type": "application/json",
               "idempotency-key": `${load.keyPrefix}-${sequence}`,
+              authorization: authorizationFor(sender),
             },
             body: paymentBody(sender, receiver, 100 + Math.floor(Math.random() * 4900)),
           };

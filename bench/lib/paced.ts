@@ -7,6 +7,7 @@
  */
 import http from "node:http";
 import { paymentBody, summarize, type PhaseResult } from "./load";
+import { authorizationFor } from "./stand";
 
 export interface PacedLoad {
   readonly url: string;
@@ -49,6 +50,7 @@ export async function runPacedLoad(load: PacedLoad): Promise<PacedResult> {
             "content-type": "application/json",
             "content-length": Buffer.byteLength(body),
             "idempotency-key": `${load.keyPrefix}-${sequence}`,
+            authorization: authorizationFor(sender),
           },
           timeout: 10_000,
         },

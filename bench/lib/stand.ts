@@ -10,6 +10,7 @@ import Redis from "ioredis";
 import { createTestDatabase, type TestDatabase } from "../../app/test/support/database";
 import { ensureBuilt, renderedEnv, startService, testEnv, type RunningService } from "../../app/test/support/services";
 import { SERVICES } from "../../app/src/tracing/conventions";
+import { identity } from "../../app/test/support/identity";
 import type { IntakeCounts } from "./intake-process";
 
 export const REDIS_URL = "redis://127.0.0.1:6379";
@@ -22,6 +23,25 @@ export const WALLET_BALANCE = 1_000_000_000n;
 
 export function walletId(index: number): string {
   return `bench_${index}`;
+}
+
+/** `Authorization` of each wallet's owner, by wallet index (prepareTokens fills it). */
+const authorizations: string[] = [];
+
+/**
+ * An access token per wallet owner from the tests' identity provider (keys generated here,
+ * JWKS on loopback), signed once before the load so the generator only copies a string.
+ */
+export async function prepareTokens(wallets: number): Promise<void> {
+  const provider = await identity();
+  for (let i = authorizations.length || 1; i <= wallets; i++) authorizations[i] = await provider.bearer(walletId(i));
+}
+
+/** The `Authorization` header of wallet `index`'s owner. */
+export function authorizationFor(index: number): string {
+  const value = authorizations[index];
+  if (value === undefined) throw new Error(`no token for wallet ${index}: call prepareTokens first`);
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -200,6 +220,7 @@ export async function openStand(
     prepareDatabase(name, wallets),
     startIntakeProcess(),
     loadRenderedEnvs(),
+    prepareTokens(wallets),
   ]);
   return { db, intake, rendered };
 }
@@ -211,9 +232,10 @@ export interface RenderedEnvs {
   readonly fraud: Record<string, string>;
 }
 
+/** The rendered prod env, payment-service trusting the tests' identity provider instead of prod's. */
 export async function loadRenderedEnvs(): Promise<RenderedEnvs> {
-  const [payment, fraud] = await Promise.all([renderedEnv(SERVICES.payment), renderedEnv(SERVICES.fraud)]);
-  return { payment, fraud };
+  const [payment, fraud, users] = await Promise.all([renderedEnv(SERVICES.payment), renderedEnv(SERVICES.fraud), identity()]);
+  return { payment: { ...payment, ...users.userAuthEnv() }, fraud };
 }
 
 /** One started service, with its output reduced to counters once it listens. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { commonEnv, integerVar, loadEnv } from "../server/env";
+import { commonEnv, integerVar, keySetEnv, loadEnv } from "../server/env";
 
 /**
  * payment-service environment. PGHOST, PGPORT, PGDATABASE, PGUSER and PGPASSWORD are read
@@ -14,6 +14,8 @@ export const paymentServiceEnv = {
   PG_POOL_MAX: integerVar(10, 1, 200),
   PG_STATEMENT_TIMEOUT_MS: integerVar(5_000, 100, 120_000),
   PG_CONNECT_TIMEOUT_MS: integerVar(2_000, 100, 60_000),
+  /** The identity provider whose access tokens callers present (AUTH_ISSUER, AUTH_AUDIENCE, AUTH_JWKS_URL, …). */
+  ...keySetEnv("AUTH"),
 };
 
 export type PaymentServiceConfig = ReturnType<typeof loadPaymentServiceConfig>;

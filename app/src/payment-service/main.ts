@@ -1,7 +1,9 @@
 // The tracer first: it must be initialised before fastify, pg and pino are loaded.
 import "../tracing/tracer";
 import type { AddressInfo } from "node:net";
+import { userTokenVerifier } from "../auth/user-tokens";
 import { createPool } from "../ledger/db";
+import { keySetSettings } from "../server/env";
 import { InFlightHandlers } from "../server/in-flight";
 import { shutdownOnSignals } from "../server/lifecycle";
 import { SERVICES } from "../tracing/conventions";
@@ -26,6 +28,7 @@ async function main(): Promise<void> {
     pool,
     fraud: createFraudClient(config.FRAUD_SERVICE_URL, config.FRAUD_TIMEOUT_MS),
     logger,
+    verifyUser: userTokenVerifier(keySetSettings("AUTH", config)),
   }, inFlight);
   shutdownOnSignals({ app, inFlight, logger, closers: [() => pool.end()], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
 

@@ -47,6 +47,7 @@ export function createHttpServer({ logger, readiness, inFlight }: HttpServerOpti
   }) as unknown as FastifyInstance;
 
   app.decorateRequest("rootSpan", null);
+  app.decorateRequest("principal", null);
   // JSON only: anything else is 415, not a string body that fails validation later.
   app.removeContentTypeParser("text/plain");
 

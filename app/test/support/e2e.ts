@@ -8,6 +8,7 @@ import Redis from "ioredis";
 import { SERVICES } from "../../src/tracing/conventions";
 import { createTestDatabase, type TestDatabase } from "./database";
 import { FraudStandIn } from "./fraud-stand-in";
+import { identity } from "./identity";
 import { renderedEnv, startService, stopAll, testEnv, type RunningService } from "./services";
 import { TraceIntake } from "./trace-intake";
 
@@ -53,13 +54,15 @@ async function setUp(): Promise<E2E> {
 
 type Wiring = Pick<E2E, "intake" | "db" | "redisPrefix" | "rendered">;
 
-export function startPaymentService(
+/** payment-service on the wiring, trusting the test identity provider's tokens unless `overrides` say otherwise. */
+export async function startPaymentService(
   env: Wiring,
   overrides: Record<string, string | undefined> = {},
 ): Promise<RunningService> {
+  const users = await identity();
   return startService(
     SERVICES.payment,
-    testEnv(env.rendered[SERVICES.payment], env.intake.url, { ...env.db.env, ...overrides }),
+    testEnv(env.rendered[SERVICES.payment], env.intake.url, { ...env.db.env, ...users.userAuthEnv(), ...overrides }),
   );
 }
 
@@ -139,14 +142,24 @@ export function newKey(): string {
   return `test-${process.pid}-${Date.now()}-${keyCount}`;
 }
 
-/** POST /v1/payments with a JSON body (or a raw string) and a fresh Idempotency-Key unless given. */
+/** Who a body's token is for: its sender, or a client of its own when the body names none. */
+export function subjectOf(body: unknown): string {
+  const sender = (body as { sender_id?: unknown } | null)?.sender_id;
+  return typeof sender === "string" && sender !== "" ? sender : `test-client-${process.pid}`;
+}
+
+/**
+ * POST /v1/payments with a JSON body (or a raw string), a fresh Idempotency-Key and an access
+ * token for the body's sender, unless `headers` give them (`authorization: undefined` sends none).
+ */
 export async function postPayment(
   service: RunningService,
   body: unknown,
   headers: Record<string, string | undefined> = {},
 ): Promise<ApiResponse> {
   const allHeaders: Record<string, string> = { "content-type": "application/json" };
-  for (const [k, v] of Object.entries({ "idempotency-key": newKey(), ...headers })) if (v !== undefined) allHeaders[k] = v;
+  const authorization = "authorization" in headers ? undefined : await (await identity()).bearer(subjectOf(body));
+  for (const [k, v] of Object.entries({ "idempotency-key": newKey(), authorization, ...headers })) if (v !== undefined) allHeaders[k] = v;
   const response = await fetch(`${service.url}/v1/payments`, {
     method: "POST",
     headers: allHeaders,
