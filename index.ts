@@ -10,9 +10,9 @@ import { EksCluster } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
 import { agentSamplers, TraceRetention } from "./components/sampling";
-import { userAuthEnv } from "./components/auth";
+import { serviceAuthEnv, userAuthEnv } from "./components/auth";
 import { ServiceNamespace } from "./components/service-namespace";
-import { TracedService } from "./components/traced-service";
+import { SERVICE_TOKEN_PATH, TracedService } from "./components/traced-service";
 
 const config = loadConfig();
 const { environment: env, globalTags } = config;
@@ -55,7 +55,11 @@ const fraud = new TracedService(
     ...common,
     service: SERVICES.fraud,
     ...config.services.fraud,
-    appEnv: { REDIS_URL: `redis://${config.redis.host}:${config.redis.port}` },
+    appEnv: {
+      REDIS_URL: `redis://${config.redis.host}:${config.redis.port}`,
+      // Only payment-service may call it, proven by its ServiceAccount token.
+      ...serviceAuthEnv({ issuer: cluster.oidcIssuer, audience: SERVICES.fraud, namespace: config.services.namespace, callers: [SERVICES.payment] }),
+    },
   },
   { ...k8s, dependsOn: [agent] },
 );
@@ -75,7 +79,9 @@ const payment = new TracedService(
       FRAUD_SERVICE_URL: `http://${SERVICES.fraud}.${config.services.namespace}.svc.cluster.local`,
       FRAUD_TIMEOUT_MS: String(config.services.fraudTimeoutMs),
       ...userAuthEnv(config.auth),
+      SERVICE_TOKEN_FILE: SERVICE_TOKEN_PATH,
     },
+    serviceTokenAudience: SERVICES.fraud,
     secretEnv: { PGPASSWORD: config.secrets.databasePassword },
   },
   { ...k8s, dependsOn: [agent] },

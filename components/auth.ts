@@ -1,3 +1,4 @@
+import * as pulumi from "@pulumi/pulumi";
 import type { StackSettings } from "./config";
 
 /**
@@ -10,5 +11,27 @@ export function userAuthEnv(auth: StackSettings["auth"]): Record<string, string>
     AUTH_AUDIENCE: auth.audience,
     AUTH_JWKS_URL: auth.jwksUrl,
     AUTH_CLOCK_TOLERANCE_SECONDS: String(auth.clockToleranceSeconds),
+  };
+}
+
+/** The subject of a ServiceAccount's tokens. */
+export const serviceAccountSubject = (namespace: string, name: string) => `system:serviceaccount:${namespace}:${name}`;
+
+/**
+ * A service's env for verifying its callers' projected ServiceAccount tokens: the cluster's
+ * OIDC issuer and its key set (EKS serves it at `<issuer>/keys`), the audience the callers'
+ * tokens are for (the service's own name), the service accounts allowed.
+ */
+export function serviceAuthEnv(args: {
+  readonly issuer: pulumi.Input<string>;
+  readonly audience: string;
+  readonly namespace: string;
+  readonly callers: readonly string[];
+}): Record<string, pulumi.Input<string>> {
+  return {
+    SERVICE_AUTH_ISSUER: args.issuer,
+    SERVICE_AUTH_JWKS_URL: pulumi.interpolate`${args.issuer}/keys`,
+    SERVICE_AUTH_AUDIENCE: args.audience,
+    SERVICE_AUTH_SUBJECTS: args.callers.map((caller) => serviceAccountSubject(args.namespace, caller)).join(","),
   };
 }

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { SERVICES, SPANS, TAGS } from "../src/tracing/conventions";
 import { balanceOf, createWallet, transactionsOf } from "./support/database";
 import {
   e2e,
   get,
   newKey,
+  paymentServiceTokenFile,
   postPayment,
   startFraudService,
   startPaymentService,
@@ -62,9 +64,10 @@ describe("service lifecycle", function () {
 
     it("holds payments for review and tags the scoring fraud.degraded=true", async function () {
       const transactionId = randomUUID();
+      const token = readFileSync((await paymentServiceTokenFile(env.rendered)).path, "utf8");
       const response = await fetch(`${fraud.url}/v1/score`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
         body: JSON.stringify({
           transaction_id: transactionId,
           sender_id: "degraded_sender",

@@ -10,7 +10,7 @@ import Redis from "ioredis";
 import { createTestDatabase, type TestDatabase } from "../../app/test/support/database";
 import { ensureBuilt, renderedEnv, startService, testEnv, type RunningService } from "../../app/test/support/services";
 import { SERVICES } from "../../app/src/tracing/conventions";
-import { identity } from "../../app/test/support/identity";
+import { clusterIssuer, identity, serviceTokenFile } from "../../app/test/support/identity";
 import type { IntakeCounts } from "./intake-process";
 
 export const REDIS_URL = "redis://127.0.0.1:6379";
@@ -232,10 +232,23 @@ export interface RenderedEnvs {
   readonly fraud: Record<string, string>;
 }
 
-/** The rendered prod env, payment-service trusting the tests' identity provider instead of prod's. */
+/**
+ * The rendered prod env, with the tests' identity provider and cluster token issuer in place
+ * of prod's: payment-service verifies its callers' tokens and presents its ServiceAccount
+ * token, fraud-service verifies that.
+ */
 export async function loadRenderedEnvs(): Promise<RenderedEnvs> {
-  const [payment, fraud, users] = await Promise.all([renderedEnv(SERVICES.payment), renderedEnv(SERVICES.fraud), identity()]);
-  return { payment: { ...payment, ...users.userAuthEnv() }, fraud };
+  const [payment, fraud, users, cluster] = await Promise.all([
+    renderedEnv(SERVICES.payment),
+    renderedEnv(SERVICES.fraud),
+    identity(),
+    clusterIssuer(),
+  ]);
+  const tokenFile = await serviceTokenFile(fraud.SERVICE_AUTH_SUBJECTS.split(",")[0], fraud.SERVICE_AUTH_AUDIENCE);
+  return {
+    payment: { ...payment, ...users.userAuthEnv(), SERVICE_TOKEN_FILE: tokenFile.path },
+    fraud: { ...fraud, ...cluster.serviceAuthEnv() },
+  };
 }
 
 /** One started service, with its output reduced to counters once it listens. */

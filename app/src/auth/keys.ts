@@ -25,6 +25,8 @@ export interface KeySetSettings {
 export interface VerifyOptions {
   /** The JOSE header `typ` the tokens must carry (RFC 9068 access tokens: `at+jwt`). */
   readonly typ?: string;
+  /** Refuse tokens issued (`iat`) longer ago than this; `iat` is then required. */
+  readonly maxTokenAgeSeconds?: number;
 }
 
 /** Verifies signature, algorithm, `iss`, `aud`, `exp` and `nbf` (with the tolerance); resolves with the claims. */
@@ -42,6 +44,7 @@ export function keySetVerifier(settings: KeySetSettings, options: VerifyOptions 
       clockTolerance: settings.clockToleranceSeconds,
       requiredClaims: ["exp", "sub"],
       typ: options.typ,
+      maxTokenAge: options.maxTokenAgeSeconds,
     });
     return payload;
   };

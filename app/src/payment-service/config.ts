@@ -16,6 +16,10 @@ export const paymentServiceEnv = {
   PG_CONNECT_TIMEOUT_MS: integerVar(2_000, 100, 60_000),
   /** The identity provider whose access tokens callers present (AUTH_ISSUER, AUTH_AUDIENCE, AUTH_JWKS_URL, …). */
   ...keySetEnv("AUTH"),
+  /** payment-service's projected ServiceAccount token (audience fraud-service), sent to fraud-service. */
+  SERVICE_TOKEN_FILE: z.string().min(1),
+  /** How old the token read from SERVICE_TOKEN_FILE may get before the file is read again (the kubelet rotates it). */
+  SERVICE_TOKEN_REREAD_MS: integerVar(10_000, 0, 600_000),
 };
 
 export type PaymentServiceConfig = ReturnType<typeof loadPaymentServiceConfig>;

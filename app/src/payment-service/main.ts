@@ -1,6 +1,7 @@
 // The tracer first: it must be initialised before fastify, pg and pino are loaded.
 import "../tracing/tracer";
 import type { AddressInfo } from "node:net";
+import { serviceTokenFile } from "../auth/service-tokens";
 import { userTokenVerifier } from "../auth/user-tokens";
 import { createPool } from "../ledger/db";
 import { keySetSettings } from "../server/env";
@@ -26,7 +27,11 @@ async function main(): Promise<void> {
   const inFlight = new InFlightHandlers();
   const app = buildPaymentServer({
     pool,
-    fraud: createFraudClient(config.FRAUD_SERVICE_URL, config.FRAUD_TIMEOUT_MS),
+    fraud: createFraudClient(
+      config.FRAUD_SERVICE_URL,
+      config.FRAUD_TIMEOUT_MS,
+      serviceTokenFile(config.SERVICE_TOKEN_FILE, config.SERVICE_TOKEN_REREAD_MS),
+    ),
     logger,
     verifyUser: userTokenVerifier(keySetSettings("AUTH", config)),
   }, inFlight);

@@ -37,6 +37,7 @@ export const MEASURED_SPANS = [
   SPANS.riskScoring,
   SPANS.databaseQuery,
   SPANS.userAuthentication,
+  SPANS.serviceAuthentication,
 ] as const;
 
 /** The local root span dd-trace's fastify integration creates for every request. */

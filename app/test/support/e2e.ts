@@ -8,7 +8,7 @@ import Redis from "ioredis";
 import { SERVICES } from "../../src/tracing/conventions";
 import { createTestDatabase, type TestDatabase } from "./database";
 import { FraudStandIn } from "./fraud-stand-in";
-import { identity } from "./identity";
+import { clusterIssuer, identity, serviceTokenFile } from "./identity";
 import { renderedEnv, startService, stopAll, testEnv, type RunningService } from "./services";
 import { TraceIntake } from "./trace-intake";
 
@@ -54,27 +54,47 @@ async function setUp(): Promise<E2E> {
 
 type Wiring = Pick<E2E, "intake" | "db" | "redisPrefix" | "rendered">;
 
-/** payment-service on the wiring, trusting the test identity provider's tokens unless `overrides` say otherwise. */
+/**
+ * The ServiceAccount token file of payment-service, for the subject and audience fraud-service
+ * is rendered to accept.
+ */
+export function paymentServiceTokenFile(rendered: Wiring["rendered"]) {
+  const fraud = rendered[SERVICES.fraud];
+  return serviceTokenFile(fraud.SERVICE_AUTH_SUBJECTS.split(",")[0], fraud.SERVICE_AUTH_AUDIENCE);
+}
+
+/**
+ * payment-service on the wiring, trusting the test identity provider's tokens and presenting
+ * its ServiceAccount token from a file, unless `overrides` say otherwise.
+ */
 export async function startPaymentService(
   env: Wiring,
   overrides: Record<string, string | undefined> = {},
 ): Promise<RunningService> {
-  const users = await identity();
+  const [users, tokenFile] = await Promise.all([identity(), paymentServiceTokenFile(env.rendered)]);
   return startService(
     SERVICES.payment,
-    testEnv(env.rendered[SERVICES.payment], env.intake.url, { ...env.db.env, ...users.userAuthEnv(), ...overrides }),
+    testEnv(env.rendered[SERVICES.payment], env.intake.url, {
+      ...env.db.env,
+      ...users.userAuthEnv(),
+      SERVICE_TOKEN_FILE: tokenFile.path,
+      ...overrides,
+    }),
   );
 }
 
-export function startFraudService(
+/** fraud-service on the wiring, trusting the test cluster issuer's ServiceAccount tokens. */
+export async function startFraudService(
   env: Wiring,
   overrides: Record<string, string | undefined> = {},
 ): Promise<RunningService> {
+  const cluster = await clusterIssuer();
   return startService(
     SERVICES.fraud,
     testEnv(env.rendered[SERVICES.fraud], env.intake.url, {
       REDIS_URL,
       REDIS_KEY_PREFIX: env.redisPrefix,
+      ...cluster.serviceAuthEnv(),
       ...overrides,
     }),
   );

@@ -4,8 +4,11 @@
  * payment-service's callers and, with another issuer, for the cluster's ServiceAccount
  * token issuer. Everything real: real keys, real signatures, real HTTP.
  */
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
 
 export type SigningAlgorithm = "ES256" | "RS256";
@@ -110,6 +113,35 @@ export class IdentityProvider {
     return `Bearer ${await this.tokenFor(subject)}`;
   }
 
+  /** fraud-service's SERVICE_AUTH_* env for this issuer as the cluster's ServiceAccount token issuer. */
+  serviceAuthEnv(): Record<string, string> {
+    return { SERVICE_AUTH_ISSUER: this.issuer, SERVICE_AUTH_JWKS_URL: this.jwksUrl, SERVICE_AUTH_JWKS_COOLDOWN_MS: "200" };
+  }
+
+  /**
+   * A projected ServiceAccount token as the kube-apiserver writes one: RS256, no `typ`,
+   * `sub` system:serviceaccount:<namespace>:<name>, the `kubernetes.io` claim, `iat`/`nbf`.
+   */
+  async serviceAccountToken(
+    subject: string,
+    options: { audience?: string; expiresIn?: number; issuedAgo?: number; issuer?: string } = {},
+  ): Promise<string> {
+    const key = this.current("RS256");
+    const now = Math.floor(Date.now() / 1000) - (options.issuedAgo ?? 0);
+    const [, , namespace, name] = subject.split(":");
+    return new SignJWT({
+      "kubernetes.io": { namespace, serviceaccount: { name, uid: `uid-${name}` }, pod: { name: `${name}-pod`, uid: "pod-uid" } },
+    })
+      .setProtectedHeader({ alg: key.alg, kid: key.kid })
+      .setSubject(subject)
+      .setIssuer(options.issuer ?? this.issuer)
+      .setAudience([options.audience ?? this.audience])
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + (options.expiresIn ?? 3600))
+      .sign(key.privateKey);
+  }
+
   /** An unsigned token (`alg: none`) with otherwise valid claims. */
   unsignedToken(subject: string): string {
     const now = Math.floor(Date.now() / 1000);
@@ -181,9 +213,53 @@ export class IdentityProvider {
 }
 
 let shared: Promise<IdentityProvider> | undefined;
+let cluster: Promise<IdentityProvider> | undefined;
 
 /** The test process's identity provider for payment-service's callers, started once. */
 export function identity(): Promise<IdentityProvider> {
   shared ??= IdentityProvider.start();
   return shared;
+}
+
+/** The test process's stand-in for the cluster's ServiceAccount token issuer (EKS publishes one per cluster). */
+export function clusterIssuer(): Promise<IdentityProvider> {
+  cluster ??= IdentityProvider.start({ issuer: `https://oidc.eks.us-east-1.amazonaws.com/id/TEST${process.pid}`, audience: "fraud-service" });
+  return cluster;
+}
+
+/** A token file as the kubelet keeps one: replaced whole (rename), never written in place. */
+export class TokenFile {
+  readonly path: string;
+
+  constructor(name: string) {
+    const dir = path.join(os.tmpdir(), `payments-tokens-${process.pid}`);
+    mkdirSync(dir, { recursive: true });
+    this.path = path.join(dir, name);
+  }
+
+  write(token: string): void {
+    const next = `${this.path}.next`;
+    writeFileSync(next, token);
+    renameSync(next, this.path);
+  }
+}
+
+const tokenFiles = new Map<string, Promise<TokenFile>>();
+
+/**
+ * payment-service's projected ServiceAccount token for `subject` and `audience` (what the
+ * program renders for fraud-service), in a file, made once per test process.
+ */
+export function serviceTokenFile(subject: string, audience: string): Promise<TokenFile> {
+  const key = `${subject} ${audience}`;
+  let file = tokenFiles.get(key);
+  if (!file) {
+    file = (async () => {
+      const made = new TokenFile(`service-token-${tokenFiles.size}`);
+      made.write(await (await clusterIssuer()).serviceAccountToken(subject, { audience }));
+      return made;
+    })();
+    tokenFiles.set(key, file);
+  }
+  return file;
 }
