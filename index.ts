@@ -10,7 +10,7 @@ import { EksCluster } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
 import { agentSamplers, TraceRetention } from "./components/sampling";
-import { serviceAuthEnv, userAuthEnv } from "./components/auth";
+import { paymentPolicyEnv, serviceAuthEnv, userAuthEnv } from "./components/auth";
 import { ServiceNamespace } from "./components/service-namespace";
 import { SERVICE_TOKEN_PATH, TracedService } from "./components/traced-service";
 
@@ -79,6 +79,7 @@ const payment = new TracedService(
       FRAUD_SERVICE_URL: `http://${SERVICES.fraud}.${config.services.namespace}.svc.cluster.local`,
       FRAUD_TIMEOUT_MS: String(config.services.fraudTimeoutMs),
       ...userAuthEnv(config.auth),
+      ...paymentPolicyEnv(config.payments),
       SERVICE_TOKEN_FILE: SERVICE_TOKEN_PATH,
     },
     serviceTokenAudience: SERVICES.fraud,

@@ -9,10 +9,13 @@
 \set r 1 + (:s + random(0, :nwallets - 2)) % :nwallets
 \set amount random(100, 4999)
 \set key :client_id * 1000000000000 + random(1, 999999999999)
-SELECT id, request_hash, status, response_status, response_body
-  FROM transactions WHERE idempotency_key = 'pgbench-' || :key;
-SELECT user_id, balance, customer_tier, country
-  FROM wallets WHERE currency = 'USD' AND user_id = ANY(ARRAY['bench_' || :s, 'bench_' || :r]);
+SELECT id, request_hash, status, response_status, response_body,
+       created_at < now() - make_interval(secs => 86400) AS expired
+  FROM transactions WHERE sender_id = 'bench_' || :s AND idempotency_key = 'pgbench-' || :key;
+SELECT w.user_id, w.balance, w.customer_tier, w.country, p.segment, p.kyc_level,
+       floor(extract(epoch FROM now() - p.customer_since) / 86400)::int AS tenure_days
+  FROM wallets w LEFT JOIN user_profiles p ON p.user_id = w.user_id
+ WHERE w.currency = 'USD' AND w.user_id = ANY(ARRAY['bench_' || :s, 'bench_' || :r]);
 SELECT transfer_funds(
   md5(:key::text)::uuid, 'pgbench-' || :key, 'a3f1c2d4e5b6978812345678909abcdefa3f1c2d4e5b6978812345678909abcd',
   'bench_' || :s, 'bench_' || :r, :amount, 'USD', 'wallet',

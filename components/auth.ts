@@ -35,3 +35,12 @@ export function serviceAuthEnv(args: {
     SERVICE_AUTH_SUBJECTS: args.callers.map((caller) => serviceAccountSubject(args.namespace, caller)).join(","),
   };
 }
+
+/** payment-service's per-user policies: the idempotency window and the rate limit (per pod). */
+export function paymentPolicyEnv(payments: StackSettings["payments"]): Record<string, string> {
+  return {
+    IDEMPOTENCY_WINDOW_SECONDS: String(payments.idempotencyWindowHours * 3600),
+    RATE_LIMIT_PER_MINUTE: String(payments.rateLimit.perUserPerMinute),
+    RATE_LIMIT_BURST: String(payments.rateLimit.burst),
+  };
+}

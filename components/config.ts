@@ -326,6 +326,23 @@ export const stackConfigSchema = z
         clockToleranceSeconds: count(0, 300).default(30),
       })
       .strict(),
+    /** Per-user policies of POST /v1/payments. */
+    payments: z
+      .object({
+        /** How long an Idempotency-Key replays its first answer; then its user may use it again (Stripe keeps keys 24 h). */
+        idempotencyWindowHours: count(1, 720).default(24),
+        rateLimit: z
+          .object({
+            /** Payments one user may start per minute, per payment-service pod (the limit is per pod: see README). */
+            perUserPerMinute: count(1, 1_000_000).default(60),
+            /** Payments one user may start at once before the rate applies. */
+            burst: count(1, 1_000_000).default(10),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

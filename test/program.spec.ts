@@ -180,6 +180,9 @@ describe("the program (index.ts) under the mock engine", () => {
         assert.equal(env.AUTH_JWKS_URL, `https://${host}/.well-known/jwks.json`);
         assert.match(env.AUTH_AUDIENCE as string, /^https:\/\/api\.(staging\.)?payments\.example\.com$/);
         assert.equal(env.AUTH_CLOCK_TOLERANCE_SECONDS, "30");
+        assert.equal(env.IDEMPOTENCY_WINDOW_SECONDS, "86400", "keys kept 24 h by default");
+        assert.equal(env.RATE_LIMIT_PER_MINUTE, "60");
+        assert.equal(env.RATE_LIMIT_BURST, "10");
         const fraudEnv = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
         assert.equal(fraudEnv.AUTH_ISSUER, undefined, "fraud-service does not take user tokens");
       });

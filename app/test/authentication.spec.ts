@@ -99,6 +99,7 @@ describe("authentication of POST /v1/payments", function () {
   const tokensSeen: string[] = [];
 
   before(async function () {
+    this.timeout(120_000);
     env = await e2e();
     users = await identity();
     ({ standIn, payment } = await paymentWithFraudStandIn());
@@ -211,6 +212,7 @@ describe("authentication when the identity provider's keys cannot be had", funct
   const stopped: RunningService[] = [];
 
   before(async function () {
+    this.timeout(120_000);
     env = await e2e();
     users = await IdentityProvider.start();
   });
@@ -221,6 +223,7 @@ describe("authentication when the identity provider's keys cannot be had", funct
   });
 
   it("answers 503 authentication_unavailable, never a pass, and writes nothing", async function () {
+    this.timeout(60_000);
     const { standIn } = await paymentWithFraudStandIn();
     users.serving = false;
     const service = await startPaymentService(env, { ...users.userAuthEnv(), FRAUD_SERVICE_URL: standIn.url });
@@ -246,6 +249,7 @@ describe("authentication when the identity provider's keys cannot be had", funct
   });
 
   it("fetches the key set at most once per cooldown, however many unknown kids arrive", async function () {
+    this.timeout(60_000);
     const { standIn } = await paymentWithFraudStandIn();
     const service = await startPaymentService(env, { ...users.userAuthEnv(), AUTH_JWKS_COOLDOWN_MS: "60000", FRAUD_SERVICE_URL: standIn.url });
     stopped.push(service);

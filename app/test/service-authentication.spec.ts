@@ -40,6 +40,7 @@ describe("service authentication of POST /v1/score", function () {
   let audience: string;
 
   before(async function () {
+    this.timeout(120_000);
     env = await e2e();
     cluster = await clusterIssuer();
     subject = env.rendered[SERVICES.fraud].SERVICE_AUTH_SUBJECTS;
@@ -112,6 +113,7 @@ describe("service authentication of POST /v1/score", function () {
   });
 
   it("is called by payment-service with its token, and follows the token file as the kubelet rotates it", async function () {
+    this.timeout(60_000);
     const file = new TokenFile("rotating-service-token");
     // A token of the wrong account first: fraud-service refuses it, the payment fails closed.
     file.write(await cluster.serviceAccountToken("system:serviceaccount:payments:intruder", { audience }));

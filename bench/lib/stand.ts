@@ -61,7 +61,16 @@ export async function prepareDatabase(name: string, count: number): Promise<Test
        FROM generate_series(1, $1::int) AS i`,
     [count, WALLET_CURRENCY, String(WALLET_BALANCE)],
   );
+  // Every owner has a profile, so the payment span's user annotations cost what they do in prod.
+  await db.pool.query(
+    `INSERT INTO user_profiles (user_id, segment, kyc_level, customer_since)
+     SELECT 'bench_' || i, (ARRAY['consumer', 'small_business', 'corporate'])[1 + i % 3], 'verified',
+            now() - make_interval(days => i % 2000)
+       FROM generate_series(1, $1::int) AS i`,
+    [count],
+  );
   await db.pool.query("VACUUM ANALYZE wallets");
+  await db.pool.query("VACUUM ANALYZE user_profiles");
   return db;
 }
 

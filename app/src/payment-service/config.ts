@@ -20,6 +20,14 @@ export const paymentServiceEnv = {
   SERVICE_TOKEN_FILE: z.string().min(1),
   /** How old the token read from SERVICE_TOKEN_FILE may get before the file is read again (the kubelet rotates it). */
   SERVICE_TOKEN_REREAD_MS: integerVar(10_000, 0, 600_000),
+  /** How long an Idempotency-Key answers with its first outcome (24 h, as Stripe keeps them); then it is free again. */
+  IDEMPOTENCY_WINDOW_SECONDS: integerVar(86_400, 1, 30 * 86_400),
+  /** How often expired keys are released, and how many per statement. */
+  IDEMPOTENCY_PRUNE_INTERVAL_MS: integerVar(600_000, 100, 86_400_000),
+  IDEMPOTENCY_PRUNE_BATCH: integerVar(500, 1, 100_000),
+  /** Payments a user may start per minute in this pod, and at once. */
+  RATE_LIMIT_PER_MINUTE: integerVar(60, 1, 1_000_000),
+  RATE_LIMIT_BURST: integerVar(10, 1, 1_000_000),
 };
 
 export type PaymentServiceConfig = ReturnType<typeof loadPaymentServiceConfig>;

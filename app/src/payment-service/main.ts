@@ -11,6 +11,8 @@ import { SERVICES } from "../tracing/conventions";
 import { createLogger } from "../tracing/logger";
 import { loadPaymentServiceConfig } from "./config";
 import { createFraudClient } from "./fraud-client";
+import { pruneExpiredKeysEvery } from "./idempotency";
+import { PerUserRateLimiter } from "./rate-limit";
 import { buildPaymentServer } from "./routes";
 
 async function main(): Promise<void> {
@@ -34,8 +36,21 @@ async function main(): Promise<void> {
     ),
     logger,
     verifyUser: userTokenVerifier(keySetSettings("AUTH", config)),
+    idempotencyWindowSeconds: config.IDEMPOTENCY_WINDOW_SECONDS,
+    rateLimiter: new PerUserRateLimiter({ perMinute: config.RATE_LIMIT_PER_MINUTE, burst: config.RATE_LIMIT_BURST }),
   }, inFlight);
-  shutdownOnSignals({ app, inFlight, logger, closers: [() => pool.end()], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+  const pruning = pruneExpiredKeysEvery(pool, logger, {
+    windowSeconds: config.IDEMPOTENCY_WINDOW_SECONDS,
+    intervalMs: config.IDEMPOTENCY_PRUNE_INTERVAL_MS,
+    batchSize: config.IDEMPOTENCY_PRUNE_BATCH,
+  });
+  shutdownOnSignals({
+    app,
+    inFlight,
+    logger,
+    closers: [async () => pruning.stop(), () => pool.end()],
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+  });
 
   await app.listen({ port: config.PORT, host: config.HOST });
   logger.info({ port: (app.server.address() as AddressInfo).port }, "listening");

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, onRequestHookHandler } from "fastify";
 import { authenticate } from "../auth/hook";
 import { PAYMENTS_WRITE_SCOPE, type UserTokenVerifier } from "../auth/user-tokens";
 import { dbQuery } from "../ledger/db";
@@ -8,11 +8,32 @@ import { AUTH_FAILURES, AUTH_TAGS, FAILURE_REASONS, FLOWS, ROOT_AUTH, ROUTES, SE
 import { setTags } from "../tracing/spans";
 import { failureOutcome } from "./outcomes";
 import { failureReasonOf, processPayment, type PaymentDeps } from "./payment-flow";
+import type { PerUserRateLimiter } from "./rate-limit";
 import { idempotencyKeySchema, paymentRequestSchema } from "./request";
 
 export interface PaymentServerDeps extends PaymentDeps {
   /** Verifies a caller's access token. */
   readonly verifyUser: UserTokenVerifier;
+  readonly rateLimiter: PerUserRateLimiter;
+}
+
+/**
+ * 429 with Retry-After once the authenticated user is over the rate: before the body is
+ * read, before any ledger or fraud work.
+ */
+function limitPerUser(limiter: PerUserRateLimiter): onRequestHookHandler {
+  return (request, reply, done) => {
+    const retryAfter = request.principal ? limiter.take(request.principal.id) : 0;
+    if (retryAfter === 0) {
+      done();
+      return;
+    }
+    setTags(request.rootSpan, { [TAGS.rootRateLimited]: true });
+    reply
+      .code(429)
+      .header("retry-after", String(retryAfter))
+      .send({ error: "rate_limited", message: `too many payments; retry in ${retryAfter} s` });
+  };
 }
 
 export function buildPaymentServer(deps: PaymentServerDeps, inFlight: InFlightHandlers): FastifyInstance {
@@ -33,7 +54,7 @@ export function buildPaymentServer(deps: PaymentServerDeps, inFlight: InFlightHa
   });
 
   // Authentication runs before the body is read: a refused request costs a signature check.
-  const hooks = { onRequest: [labelFlow(FLOWS.payment), authenticateUser] };
+  const hooks = { onRequest: [labelFlow(FLOWS.payment), authenticateUser, limitPerUser(deps.rateLimiter)] };
   app.post(ROUTES.payments, hooks, inFlight.track(async (request, reply) => {
     const key = idempotencyKeySchema.safeParse(request.headers["idempotency-key"]);
     if (!key.success) {

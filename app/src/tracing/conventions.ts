@@ -90,6 +90,8 @@ export const TAGS = {
    * refused caller. No `_` for the same camel-casing reason as `payments.tier`.
    */
   rootAuth: "payments.auth",
+  /** On the root span of a request refused by the per-user rate limit. */
+  rootRateLimited: "payments.rate_limited",
 } as const;
 
 /** Values of `payments.auth` on the root span. */
@@ -150,6 +152,9 @@ export const DETAIL_TAGS = {
   productCategory: "business.product_category",
   senderCountry: "business.sender_country",
   receiverCountry: "business.receiver_country",
+  userSegment: "business.user_segment",
+  kycLevel: "business.kyc_level",
+  userTenureDays: "business.user_tenure_days",
   fraudRiskScore: "fraud.risk_score",
   fraudConfidence: "fraud.confidence",
   modelVersion: "risk_scoring.model_version",
