@@ -75,6 +75,8 @@ describe("stack config", () => {
       },
       monitors: { notify: ["@slack-payments"], paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1 },
       slos: { timeframe: "30d", availabilityTarget: 99.9, latencyTarget: 99.5 },
+      auth: { ...minimal.auth, clockToleranceSeconds: 30 },
+      payments: { idempotencyWindowHours: 24, rateLimit: { perUserPerMinute: 60, burst: 10 } },
     });
   });
 
