@@ -24,7 +24,7 @@ interface TransactionRow {
   expired: boolean;
 }
 
-/** The transaction `senderId` made with `idempotencyKey`: keys belong to their sender (migrations/006). */
+/** The transaction `senderId` made with `idempotencyKey`: keys belong to their sender (migrations/007). */
 export async function findTransaction(
   pool: Pool,
   senderId: string,
@@ -50,15 +50,12 @@ export async function findTransaction(
   };
 }
 
-/** Frees the key of a transaction older than the window, so its sender may use the key again. */
+/**
+ * Frees the key of a transaction older than the window, so its sender may use the key
+ * again (migrations/007: a function that runs as the ledger's owner; the service has no UPDATE).
+ */
 export async function releaseExpiredKey(pool: Pool, transactionId: string, windowSeconds: number): Promise<void> {
-  await dbQuery(
-    pool,
-    "release_idempotency_key",
-    `UPDATE transactions SET idempotency_key = NULL, updated_at = now()
-      WHERE id = $1 AND status <> 'pending' AND created_at < now() - make_interval(secs => $2)`,
-    [transactionId, windowSeconds],
-  );
+  await dbQuery(pool, "release_idempotency_key", `SELECT release_expired_idempotency_key($1, $2)`, [transactionId, windowSeconds]);
 }
 
 /**
@@ -67,17 +64,13 @@ export async function releaseExpiredKey(pool: Pool, transactionId: string, windo
  * batch is its own short statement: no long lock on `transactions`.
  */
 export async function pruneExpiredKeys(pool: Pool, windowSeconds: number, batchSize: number): Promise<number> {
-  const { rowCount } = await dbQuery(
+  const { rows } = await dbQuery<{ released: number }>(
     pool,
     "prune_idempotency_keys",
-    `UPDATE transactions SET idempotency_key = NULL, updated_at = now()
-      WHERE id IN (SELECT id FROM transactions
-                    WHERE idempotency_key IS NOT NULL AND status <> 'pending'
-                      AND created_at < now() - make_interval(secs => $1)
-                    ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+    `SELECT prune_expired_idempotency_keys($1, $2) AS released`,
     [windowSeconds, batchSize],
   );
-  return rowCount ?? 0;
+  return rows[0]?.released ?? 0;
 }
 
 export interface UserProfile {
@@ -93,7 +86,7 @@ export interface Wallet {
   readonly balance: bigint;
   readonly customerTier: CustomerTier;
   readonly country: string;
-  /** The owner's profile (migrations/007), when the ledger has one. */
+  /** The owner's profile (migrations/008), when the ledger has one. */
   readonly profile?: UserProfile;
 }
 

@@ -9,6 +9,9 @@ export const SERVICES = {
 } as const;
 export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
 
+/** DD_SERVICE of the ledger migration Job (the `migrate` entry of the payment-service image). */
+export const MIGRATIONS_SERVICE = "ledger-migrations";
+
 /** Business spans, named as in the original tracing design. */
 export const SPANS = {
   processPayment: "payment.process_payment",
@@ -22,6 +25,10 @@ export const SPANS = {
   userAuthentication: "user.authentication",
   /** One per service token verified by fraud-service (payment-service's ServiceAccount token). */
   serviceAuthentication: "service.authentication",
+  /** One run of the migrate entry (root span of the migration Job). */
+  ledgerMigrate: "ledger.migrate",
+  /** One migration file applied, resource = the file name. */
+  ledgerMigration: "ledger.migration",
 } as const;
 
 /**
@@ -164,6 +171,9 @@ export const DETAIL_TAGS = {
   overallScore: "risk_scoring.overall_score",
   dbOperation: "db.operation",
   dbRowCount: "db.row_count",
+  migrationFile: "ledger.migration.file",
+  migrationsApplied: "ledger.migrations.applied",
+  migrationsSkipped: "ledger.migrations.skipped",
 } as const;
 
 /** Values of `payment.failure_reason`; also the `error` code of the matching HTTP answer. */

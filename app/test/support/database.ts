@@ -3,7 +3,7 @@
  * queries tests need to read the ledger.
  */
 import { Client, Pool } from "pg";
-import { migrate } from "../../src/ledger/migrate";
+import { migrate } from "../../src/ledger/migrations";
 import type { CustomerTier } from "../../src/tracing/conventions";
 
 export const PG = { host: "127.0.0.1", port: 5432, user: "postgres" } as const;
@@ -146,7 +146,7 @@ export interface ProfileSpec {
   readonly tenureDays: number;
 }
 
-/** What the ledger knows of `userId` (migrations/007_user_profiles.sql). */
+/** What the ledger knows of `userId` (migrations/008_user_profiles.sql). */
 export async function createProfile(pool: Pool, userId: string, spec: ProfileSpec): Promise<void> {
   await pool.query(
     `INSERT INTO user_profiles (user_id, segment, kyc_level, customer_since)

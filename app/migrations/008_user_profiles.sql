@@ -8,3 +8,15 @@ CREATE TABLE user_profiles (
   customer_since TIMESTAMPTZ NOT NULL,
   updated_at     TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- payment-service reads profiles (with the wallets) and writes none.
+DO $$
+DECLARE
+  runtime_role TEXT := nullif(current_setting('payments.runtime_role', true), '');
+BEGIN
+  IF runtime_role IS NOT NULL THEN
+    EXECUTE format('REVOKE ALL ON user_profiles FROM %I', runtime_role);
+    EXECUTE format('GRANT SELECT ON user_profiles TO %I', runtime_role);
+  END IF;
+END;
+$$;
