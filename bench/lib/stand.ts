@@ -117,7 +117,7 @@ export async function startIntakeProcess(): Promise<IntakeProcess> {
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const message = <T>(type: string, what: string): Promise<T> =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`trace intake: no ${what} within 15 s`)), 15_000);
+      const timer = setTimeout(() => reject(new Error(`trace intake: no ${what} within 60 s`)), 60_000);
       const on = (m: { type?: string } & T) => {
         if (m?.type !== type) return;
         clearTimeout(timer);

@@ -2,7 +2,7 @@
  * The HTTP call to fraud-service: node:http (or https) on a keep-alive Agent, so payments reuse warm
  * connections. dd-trace's http integration opens the client span and injects the Datadog
  * and W3C trace headers. (Global fetch did the same work with about 10 % more CPU per
- * payment: bench/results/experiments.md.)
+ * payment: bench/results/experiments.md as of commit ab3d20e.)
  */
 import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
