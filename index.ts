@@ -1,6 +1,7 @@
 /**
  * payments-apm: Datadog distributed tracing for the payments system on Amazon EKS.
- * cluster → Datadog Agent → ledger migrations → payment-service + fraud-service → sampling → monitors → SLOs, dashboard.
+ * cluster → Datadog Agent → ledger migrations → payment-service + fraud-service → outbox relay +
+ * consumers → sampling → monitors → SLOs, dashboard.
  */
 import { MIGRATIONS_SERVICE, SERVICES } from "./app/src/tracing/conventions";
 import { ApmDashboard } from "./components/apm-dashboard";
@@ -11,9 +12,10 @@ import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
 import { LedgerMigrations } from "./components/ledger-migrations";
 import { agentSamplers, TraceRetention } from "./components/sampling";
-import { agentPodSelector, databaseClientWorkload, NetworkPolicies, paymentPathWorkloads } from "./components/network-policies";
+import { paymentPolicyEnv, serviceAuthEnv, userAuthEnv } from "./components/auth";
+import { agentPodSelector, databaseClientWorkload, NetworkPolicies, paymentPathWorkloads, postProcessingWorkloads } from "./components/network-policies";
 import { ServiceNamespace } from "./components/service-namespace";
-import { agentConnectionOf, viaHostPort, TracedService } from "./components/traced-service";
+import { agentConnectionOf, SERVICE_TOKEN_PATH, viaHostPort, TracedService } from "./components/traced-service";
 
 const config = loadConfig();
 /** Where payment-service finds the database's CA bundle (a read-only ConfigMap volume). */
@@ -67,18 +69,26 @@ const common = {
   agent: agentConnection,
 };
 
+// rediss:// with the AUTH token when redis.tls; the HMAC key of the key names either way.
+const redisUrl = `${config.redis.tls ? "rediss" : "redis"}://${config.redis.host}:${config.redis.port}`;
+const redisSecretEnv = {
+  // Keys the velocity and device key names: reading Redis tells no sender's keys.
+  REDIS_KEY_SECRET: config.secrets.redisKeySecret,
+  ...(config.redis.tls && config.secrets.redisAuthToken ? { REDIS_PASSWORD: config.secrets.redisAuthToken } : {}),
+};
+
 const fraud = new TracedService(
   "fraud-service",
   {
     ...common,
     service: SERVICES.fraud,
     ...config.services.fraud,
-    appEnv: { REDIS_URL: `${config.redis.tls ? "rediss" : "redis"}://${config.redis.host}:${config.redis.port}` },
-    secretEnv: {
-      // Keys the velocity and device key names: reading Redis tells no sender's keys.
-      REDIS_KEY_SECRET: config.secrets.redisKeySecret,
-      ...(config.redis.tls && config.secrets.redisAuthToken ? { REDIS_PASSWORD: config.secrets.redisAuthToken } : {}),
+    appEnv: {
+      REDIS_URL: redisUrl,
+      // Only payment-service may call it, proven by its ServiceAccount token.
+      ...serviceAuthEnv({ issuer: cluster.oidcIssuer, audience: SERVICES.fraud, namespace: config.services.namespace, callers: [SERVICES.payment] }),
     },
+    secretEnv: redisSecretEnv,
     checksumKey: config.secrets.rolloutChecksumKey,
   },
   { ...k8s, dependsOn: afterAgent },
@@ -125,7 +135,11 @@ const payment = new TracedService(
       PGSSLROOTCERT: `${LEDGER_CA_DIR}/${LEDGER_CA_FILE}`,
       FRAUD_SERVICE_URL: `http://${SERVICES.fraud}.${config.services.namespace}.svc.cluster.local`,
       FRAUD_TIMEOUT_MS: String(config.services.fraudTimeoutMs),
+      ...userAuthEnv(config.auth),
+      ...paymentPolicyEnv(config.payments),
+      SERVICE_TOKEN_FILE: SERVICE_TOKEN_PATH,
     },
+    serviceTokenAudience: SERVICES.fraud,
     secretEnv: { PGPASSWORD: config.secrets.databasePassword },
     configFiles: [{ name: "ledger-ca", mountPath: LEDGER_CA_DIR, data: { [LEDGER_CA_FILE]: config.database.caBundle } }],
     checksumKey: config.secrets.rolloutChecksumKey,
@@ -133,11 +147,63 @@ const payment = new TracedService(
   { ...k8s, dependsOn: [...afterAgent, migrations] },
 );
 
-// Only the flows of the payment path: default deny, then each workload's own calls.
+// Post-processing: the outbox relay publishes payment events to RabbitMQ, the consumers
+// write receipts and the fraud history. Workers: no port, no Service.
+const broker = config.broker;
+const brokerEnv = {
+  BROKER_HOST: broker.host,
+  BROKER_PORT: String(broker.port),
+  BROKER_VHOST: broker.vhost,
+  BROKER_USER: broker.user,
+  BROKER_TLS: String(broker.tls),
+  BROKER_EXCHANGE: broker.exchange,
+};
+const ledgerEnv = {
+  PGHOST: config.database.host,
+  PGPORT: String(config.database.port),
+  PGDATABASE: config.database.name,
+  PGUSER: config.database.user,
+  // TLS only, the certificate checked against the CA bundle and the host name.
+  PGSSLMODE: "verify-full",
+  PGSSLROOTCERT: `${LEDGER_CA_DIR}/${LEDGER_CA_FILE}`,
+};
+const ledgerCaFiles = [{ name: "ledger-ca", mountPath: LEDGER_CA_DIR, data: { [LEDGER_CA_FILE]: config.database.caBundle } }];
+const relay = new TracedService(
+  "outbox-relay",
+  {
+    ...common,
+    service: SERVICES.relay,
+    ...config.services.relay,
+    listens: false,
+    appEnv: { ...brokerEnv, ...ledgerEnv, RELAY_RETENTION_SECONDS: String(broker.outboxRetentionHours * 3600) },
+    secretEnv: { PGPASSWORD: config.secrets.databasePassword, BROKER_PASSWORD: config.secrets.brokerPassword },
+    configFiles: ledgerCaFiles,
+    checksumKey: config.secrets.rolloutChecksumKey,
+  },
+  { ...k8s, dependsOn: afterAgent },
+);
+const postProcessing = new TracedService(
+  "post-processing",
+  {
+    ...common,
+    service: SERVICES.postProcessing,
+    ...config.services.postProcessing,
+    listens: false,
+    appEnv: { ...brokerEnv, ...ledgerEnv, REDIS_URL: redisUrl },
+    // The fraud history it writes is keyed like the one fraud-service reads.
+    secretEnv: { PGPASSWORD: config.secrets.databasePassword, BROKER_PASSWORD: config.secrets.brokerPassword, ...redisSecretEnv },
+    configFiles: ledgerCaFiles,
+    checksumKey: config.secrets.rolloutChecksumKey,
+  },
+  { ...k8s, dependsOn: afterAgent },
+);
+
+// Only the flows of the payment path and post-processing: default deny, then each workload's own calls.
 const networkSettings = {
   paymentIngressFrom: config.network.paymentIngressFrom,
   database: { cidrs: config.network.databaseCidrs, port: config.database.port },
   redis: { cidrs: config.network.redisCidrs, port: config.redis.port },
+  broker: { cidrs: config.network.brokerCidrs, port: config.broker.port },
   jwksCidrs: config.network.jwksCidrs,
   nodeCidrs: config.network.nodeCidrs,
   agentHostPort: agentConnection.socketEnabled ? undefined : agentConnection.port,
@@ -149,12 +215,16 @@ new NetworkPolicies(
     namespace: namespace.name,
     namespaceName: config.services.namespace,
     clusterEnforces: config.network.clusterEnforces,
-    workloads: [...paymentPathWorkloads(SERVICES, networkSettings), databaseClientWorkload(MIGRATIONS_SERVICE, networkSettings)],
+    workloads: [
+      ...paymentPathWorkloads(SERVICES, networkSettings),
+      ...postProcessingWorkloads(SERVICES, networkSettings),
+      databaseClientWorkload(MIGRATIONS_SERVICE, networkSettings),
+    ],
   },
   k8s,
 );
 
-const retention = new TraceRetention("trace-retention", { policy: config.sampling, env, services: [SERVICES.payment, SERVICES.fraud] });
+const retention = new TraceRetention("trace-retention", { policy: config.sampling, env, services: [SERVICES.payment, SERVICES.fraud, SERVICES.relay, SERVICES.postProcessing] });
 
 const monitors = new ApmMonitors("apm-monitors", {
   env,
@@ -165,6 +235,7 @@ const monitors = new ApmMonitors("apm-monitors", {
 export const datadogNamespace = agent?.namespace;
 export const servicesNamespace = namespace.name;
 export const services = { payment: payment.serviceName, fraud: fraud.serviceName };
+export const workers = { relay: relay.deploymentName, postProcessing: postProcessing.deploymentName };
 export const fraudServiceUrl = fraud.url;
 export const ledgerMigrationJob = migrations.jobName;
 export const monitorIds = monitors.monitorIds;

@@ -72,6 +72,19 @@ const pinnedImage = () =>
     })
     .refine((s) => !/:latest$/.test(s), { message: "must not use the mutable tag 'latest'" });
 
+/** An absolute https URL (an issuer, a key set): tokens and keys are never trusted over plain http. */
+const httpsUrl = () =>
+  z
+    .string({ error: "must be a string" })
+    .refine((s) => {
+      try {
+        const url = new URL(s);
+        return url.protocol === "https:" && url.hostname !== "";
+      } catch {
+        return false;
+      }
+    }, "must be an https:// URL");
+
 const quantity = () =>
   z.string({ error: "must be a Kubernetes quantity string such as \"100m\" or \"256Mi\"" }).regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, "must be a Kubernetes quantity such as \"100m\" or \"256Mi\"");
 
@@ -325,6 +338,10 @@ export const stackConfigSchema = z
         namespace: dnsLabel().default("payments"),
         payment: service({ replicas: 3 }),
         fraud: service({ replicas: 2 }),
+        /** The outbox relay (replicas share the outbox: FOR UPDATE SKIP LOCKED). */
+        relay: service({ replicas: 2 }),
+        /** The consumers of the outbox events (receipts, fraud history). */
+        postProcessing: service({ replicas: 2 }),
         /** How long payment-service waits for a fraud score before failing closed. */
         fraudTimeoutMs: count(50, 30000).default(800),
         /**
@@ -381,6 +398,31 @@ export const stackConfigSchema = z
          * payments-apm:redisAuthToken. False: redis:// without AUTH (a Redis without TLS).
          */
         tls: flag().default(true),
+      })
+      .strict(),
+    /**
+     * RabbitMQ for the outbox events (Amazon MQ for RabbitMQ in AWS). The password is the
+     * secret payments-apm:brokerPassword.
+     */
+    broker: z
+      .object({
+        /** The broker's host name, e.g. b-1234abcd.mq.us-east-1.amazonaws.com. */
+        host: z
+          .string({ error: "must be a string" })
+          .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, "must be a host name such as b-1234abcd.mq.us-east-1.amazonaws.com"),
+        /** 5671: AMQP over TLS, what Amazon MQ listens on. */
+        port: count(1, 65535).default(5671),
+        vhost: z.string({ error: "must be a string" }).min(1, "must not be empty").default("/"),
+        user: z.string({ error: "must be a string" }).min(1, "must not be empty"),
+        /** amqps://. Amazon MQ for RabbitMQ accepts only TLS. */
+        tls: flag().default(true),
+        /** The exchange the relay publishes to; queues are named after it. */
+        exchange: z
+          .string({ error: "must be a string" })
+          .regex(/^[A-Za-z0-9_.:-]{1,200}$/, "must be letters, digits, '_', '.', ':' or '-'")
+          .default("payments.events"),
+        /** Published outbox events are kept this many hours, then pruned. */
+        outboxRetentionHours: count(1, 8760).default(168),
       })
       .strict(),
     sampling: z
@@ -453,6 +495,8 @@ export const stackConfigSchema = z
         paymentLatencyP95Seconds: positiveNumber().default(2),
         paymentErrorRate: rate().default(0.05),
         databaseLatencyP95Seconds: positiveNumber().default(1),
+        /** p95 of a payment's commit to its event's consumption, in seconds (payment.post_processing.lag). */
+        postProcessingLagP95Seconds: positiveNumber().default(60),
       })
       .strict(),
     slos: sloSettingsSchema,
@@ -471,12 +515,47 @@ export const stackConfigSchema = z
         databaseCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
         /** Where Redis is (port: redis.port). */
         redisCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
+        /** Where RabbitMQ is (port: broker.port): the outbox relay and the consumers reach it. */
+        brokerCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
         /** The nodes' addresses: the services reach the Agent on its hostPort there. */
         nodeCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
         /** HTTPS (443) endpoints of the identity provider's and the cluster issuer's JWKS (or the egress proxy in front of them). */
         jwksCidrs: z.array(ipv4Cidr()).default([]),
       })
       .strict(),
+    /**
+     * The identity provider whose OAuth 2.0 access tokens (RFC 9068 JWTs) payment-service
+     * accepts: AUTH_ISSUER, AUTH_AUDIENCE, AUTH_JWKS_URL. No defaults: they name your provider.
+     */
+    auth: z
+      .object({
+        /** The `iss` every token must carry, exactly as the provider writes it. */
+        issuer: httpsUrl(),
+        /** The `aud` payment-service accepts (the API's identifier at the provider). */
+        audience: z.string({ error: "must be a string" }).trim().min(1, "must not be empty"),
+        /** Where the provider publishes its signing keys (JWKS). */
+        jwksUrl: httpsUrl(),
+        /** Accepted clock difference on exp/nbf, in seconds. */
+        clockToleranceSeconds: count(0, 300).default(30),
+      })
+      .strict(),
+    /** Per-user policies of POST /v1/payments. */
+    payments: z
+      .object({
+        /** How long an Idempotency-Key replays its first answer; then its user may use it again (Stripe keeps keys 24 h). */
+        idempotencyWindowHours: count(1, 720).default(24),
+        rateLimit: z
+          .object({
+            /** Payments one user may start per minute, per payment-service pod (the limit is per pod: see README). */
+            perUserPerMinute: count(1, 1_000_000).default(60),
+            /** Payments one user may start at once before the rate applies. */
+            burst: count(1, 1_000_000).default(10),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine(
@@ -502,6 +581,7 @@ export interface StackConfig extends StackSettings {
     readonly datadogApiKey: pulumi.Output<string>;
     readonly datadogAppKey: pulumi.Output<string>;
     readonly databasePassword: pulumi.Output<string>;
+    readonly brokerPassword: pulumi.Output<string>;
     readonly databaseMigrationPassword: pulumi.Output<string>;
     /** Key of the HMAC checksums that roll pods when a Secret changes (secret-checksum.ts). */
     readonly rolloutChecksumKey: pulumi.Output<string>;
@@ -523,6 +603,7 @@ export const SECRET_KEYS = {
   rolloutChecksumKey: `${PROJECT}:rolloutChecksumKey`,
   redisKeySecret: `${PROJECT}:redisKeySecret`,
   redisAuthToken: `${PROJECT}:redisAuthToken`,
+  brokerPassword: `${PROJECT}:brokerPassword`,
 } as const;
 
 /** The project's secret keys, by their name under `payments-apm:`. */
@@ -648,12 +729,13 @@ export function loadConfig(): StackConfig {
         `set it with \`pulumi config set --secret ${SECRET_KEYS.redisAuthToken} <AUTH token>\``,
     );
   }
-  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword || !rolloutChecksumKey || !redisKeySecret) {
+  const brokerPassword = secret(SECRET_KEYS.brokerPassword, "broker password");
+  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword || !rolloutChecksumKey || !redisKeySecret || !brokerPassword) {
     throw new ConfigError(problems);
   }
   return Object.freeze({
     ...settings,
-    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, rolloutChecksumKey, redisKeySecret, redisAuthToken }),
+    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, rolloutChecksumKey, redisKeySecret, redisAuthToken, brokerPassword }),
     globalTags: Object.freeze({ cluster: settings.cluster.name, region: settings.cluster.region, deployment: settings.deployment }),
   });
 }

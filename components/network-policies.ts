@@ -57,6 +57,8 @@ export interface NetworkSettings {
   readonly database: { readonly cidrs: readonly string[]; readonly port: number };
   /** Redis (ElastiCache): CIDRs and port. */
   readonly redis: { readonly cidrs: readonly string[]; readonly port: number };
+  /** RabbitMQ (Amazon MQ): CIDRs and port, for the outbox relay and the consumers. */
+  readonly broker: { readonly cidrs: readonly string[]; readonly port: number };
   /** HTTPS endpoints the services fetch signing keys from (the identity provider's and the cluster issuer's JWKS). */
   readonly jwksCidrs: readonly string[];
   /** The nodes' addresses, for the Agent's hostPort. */
@@ -119,6 +121,29 @@ export function paymentPathWorkloads(services: { payment: string; fraud: string 
         { purpose: "Redis", peer: { cidrs: settings.redis.cidrs }, ports: [{ port: settings.redis.port }] },
         ...(settings.jwksCidrs.length ? [{ purpose: "token signing keys (JWKS) over HTTPS", peer: { cidrs: settings.jwksCidrs }, ports: [HTTPS] }] : []),
         ...agent,
+      ],
+    },
+  ];
+}
+
+/**
+ * The post-processing workers: the outbox relay (the database, RabbitMQ) and the consumers
+ * (the database, RabbitMQ, Redis for the fraud history). No ingress: they serve nothing.
+ */
+export function postProcessingWorkloads(services: { relay: string; postProcessing: string }, settings: NetworkSettings): Workload[] {
+  const database: Flow = { purpose: "the ledger database", peer: { cidrs: settings.database.cidrs }, ports: [{ port: settings.database.port }] };
+  const broker: Flow = { purpose: "RabbitMQ", peer: { cidrs: settings.broker.cidrs }, ports: [{ port: settings.broker.port }] };
+  return [
+    { name: services.relay, ingress: [], egress: [CLUSTER_DNS, database, broker, ...agentFlows(settings)] },
+    {
+      name: services.postProcessing,
+      ingress: [],
+      egress: [
+        CLUSTER_DNS,
+        database,
+        broker,
+        { purpose: "Redis", peer: { cidrs: settings.redis.cidrs }, ports: [{ port: settings.redis.port }] },
+        ...agentFlows(settings),
       ],
     },
   ];

@@ -89,12 +89,25 @@ export interface TracedServiceArgs {
   readonly sampling: SamplingPolicy;
   readonly agent: AgentConnection;
   /** Plain (non-secret) app settings as env. */
-  readonly appEnv: Readonly<Record<string, string>>;
+  readonly appEnv: Readonly<Record<string, pulumi.Input<string>>>;
+  /**
+   * Mount a projected ServiceAccount token for this audience at SERVICE_TOKEN_PATH (lifetime
+   * SERVICE_TOKEN_LIFETIME_SECONDS, renewed in place by the kubelet), for calling the
+   * service of that name. Default: none.
+   */
+  readonly serviceTokenAudience?: string;
   /**
    * Secret app settings: stored in a Secret of the service, referenced by secretKeyRef; a
    * checksum of them on the pod template rolls the Deployment when one changes.
    */
   readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
+  /**
+   * The process serves HTTP on DEFAULT_PORT: a container port, liveness and readiness
+   * probes on its health routes, PORT/HOST env and a ClusterIP Service. False for a worker
+   * that serves nothing (the outbox relay, the consumers): none of those, since a probe or a
+   * Service would point at a port nobody listens on. Default true.
+   */
+  readonly listens?: boolean;
   /** Key of the HMAC checksum of `secretEnv` on the pod template (secret-checksum.ts). Required with `secretEnv`. */
   readonly checksumKey?: pulumi.Input<string>;
   /**
@@ -131,6 +144,11 @@ export function unifiedServiceLabels(args: Pick<TracedServiceArgs, "env" | "serv
  * so nothing of use is lost; the span still shows that one was sent, and how many parts.
  */
 export const QUERY_STRING_OBFUSCATION = "[^&]+";
+/** Where a projected ServiceAccount token is mounted, and its file. */
+export const SERVICE_TOKEN_DIR = "/var/run/secrets/payments/service-token";
+export const SERVICE_TOKEN_PATH = `${SERVICE_TOKEN_DIR}/token`;
+/** One hour: the most the receiving service accepts; the kubelet renews it at 80 %. */
+export const SERVICE_TOKEN_LIFETIME_SECONDS = 3600;
 
 /** The name of the Secret holding a service's secret env. */
 export const secretNameFor = (service: string) => `${service}-secrets`;
@@ -140,12 +158,13 @@ export const secretNameFor = (service: string) => `${service}-secrets`;
  * DD_ENV/DD_SERVICE/DD_VERSION come from the pod's unified-tagging labels so the two can
  * never disagree; the agent address comes from the node the pod runs on.
  */
-export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" | "replicas" | "minAvailable" | "resources">): EnvVar[] {
+export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" | "replicas" | "minAvailable" | "resources" | "serviceTokenAudience">): EnvVar[] {
+  const listens = args.listens ?? true;
   const fromLabel = (name: string, key: "env" | "service" | "version"): EnvVar => ({
     name,
     valueFrom: { fieldRef: { fieldPath: `metadata.labels['${label(key)}']` } },
   });
-  const literal = (env: Readonly<Record<string, string>>): EnvVar[] => Object.entries(env).map(([name, value]) => ({ name, value }));
+  const literal = (env: Readonly<Record<string, pulumi.Input<string>>>): EnvVar[] => Object.entries(env).map(([name, value]) => ({ name, value }));
   const agentAddress = agentAddressEnv(args.agent);
   const secretEnv: EnvVar[] = Object.keys(args.secretEnv ?? {}).map((name) => ({
     name,
@@ -166,7 +185,7 @@ export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" |
       DD_TRACE_PROPAGATION_STYLE: "datadog,tracecontext",
       DD_TRACE_OBFUSCATION_QUERY_STRING_REGEXP: QUERY_STRING_OBFUSCATION,
     }),
-    ...literal({ PORT: String(DEFAULT_PORT), HOST: "0.0.0.0", ...args.appEnv }),
+    ...literal({ ...(listens ? { PORT: String(DEFAULT_PORT), HOST: "0.0.0.0" } : {}), ...args.appEnv }),
     ...secretEnv,
   ];
 }
@@ -177,20 +196,24 @@ function checksumKey(args: TracedServiceArgs): pulumi.Input<string> {
 }
 
 /**
- * One traced service: Deployment (non-root, read-only root filesystem, probes on the app's
- * health endpoints), Service, PodDisruptionBudget, and a Secret for its secret settings.
+ * One traced service: its ServiceAccount, Deployment (non-root, read-only root filesystem,
+ * probes on the app's health endpoints, no API token mounted), Service, PodDisruptionBudget,
+ * and a Secret for its secret settings.
+ * A worker (`listens: false`) gets no port, probes or Service.
  */
 export class TracedService extends pulumi.ComponentResource {
-  public readonly serviceName: pulumi.Output<string>;
+  /** The Service's name; undefined for a worker (`listens: false`), which has none. */
+  public readonly serviceName: pulumi.Output<string> | undefined;
   public readonly deploymentName: pulumi.Output<string>;
-  /** In-cluster URL of the service, e.g. http://fraud-service.payments.svc.cluster.local */
-  public readonly url: pulumi.Output<string>;
+  /** In-cluster URL of the service, e.g. http://fraud-service.payments.svc.cluster.local; undefined for a worker. */
+  public readonly url: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: TracedServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("payments-apm:app:TracedService", name, {}, opts);
     const labels = { "app.kubernetes.io/name": args.service, "app.kubernetes.io/part-of": "payments" };
     const podLabels = { ...labels, ...unifiedServiceLabels(args) };
     const env = serviceEnv(args);
+    const listens = args.listens ?? true;
 
     const secretEnv = args.secretEnv ?? {};
     const readsSecret = Object.keys(secretEnv).length > 0;
@@ -219,6 +242,26 @@ export class TracedService extends pulumi.ComponentResource {
       mounts.push({ name: files.name, mountPath: files.mountPath, readOnly: true });
       fileChecksums[`checksum/${configMapName}`] = createHash("sha256").update(canonicalSecretData(files.data), "utf8").digest("hex");
     }
+    if (args.serviceTokenAudience !== undefined) {
+      // Only this token, for this audience: the API server token stays unmounted
+      // (automountServiceAccountToken: false), so the pod cannot call the Kubernetes API.
+      volumes.push({
+        name: "service-token",
+        projected: {
+          sources: [
+            { serviceAccountToken: { audience: args.serviceTokenAudience, expirationSeconds: SERVICE_TOKEN_LIFETIME_SECONDS, path: "token" } },
+          ],
+        },
+      });
+      mounts.push({ name: "service-token", mountPath: SERVICE_TOKEN_DIR, readOnly: true });
+    }
+
+    // Its own identity: fraud-service tells payment-service from any other pod by it.
+    const account = new k8s.core.v1.ServiceAccount(
+      `${name}-service-account`,
+      { metadata: { name: args.service, namespace: args.namespace, labels }, automountServiceAccountToken: false },
+      { parent: this },
+    );
 
     const httpGet = (path: string) => ({ httpGet: { path, port: "http" } });
     const deployment = new k8s.apps.v1.Deployment(
@@ -238,6 +281,7 @@ export class TracedService extends pulumi.ComponentResource {
                 : {}),
             },
             spec: {
+              serviceAccountName: account.metadata.name,
               automountServiceAccountToken: false,
               terminationGracePeriodSeconds: 30,
               securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } },
@@ -248,10 +292,14 @@ export class TracedService extends pulumi.ComponentResource {
                 {
                   name: args.service,
                   image: args.image,
-                  ports: [{ name: "http", containerPort: DEFAULT_PORT, protocol: "TCP" }],
+                  ...(listens
+                    ? {
+                        ports: [{ name: "http", containerPort: DEFAULT_PORT, protocol: "TCP" }],
+                        readinessProbe: { ...httpGet(ROUTES.readiness), periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 },
+                        livenessProbe: { ...httpGet(ROUTES.liveness), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+                      }
+                    : {}),
                   env,
-                  readinessProbe: { ...httpGet(ROUTES.readiness), periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 },
-                  livenessProbe: { ...httpGet(ROUTES.liveness), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
                   resources: {
                     requests: { cpu: args.resources.cpuRequest, memory: args.resources.memoryRequest },
                     limits: { memory: args.resources.memoryLimit },
@@ -277,14 +325,16 @@ export class TracedService extends pulumi.ComponentResource {
       { parent: this, dependsOn: opts?.dependsOn },
     );
 
-    const service = new k8s.core.v1.Service(
-      `${name}-service`,
-      {
-        metadata: { name: args.service, namespace: args.namespace, labels: podLabels },
-        spec: { type: "ClusterIP", selector: labels, ports: [{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }] },
-      },
-      { parent: this },
-    );
+    const service = listens
+      ? new k8s.core.v1.Service(
+          `${name}-service`,
+          {
+            metadata: { name: args.service, namespace: args.namespace, labels: podLabels },
+            spec: { type: "ClusterIP", selector: labels, ports: [{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }] },
+          },
+          { parent: this },
+        )
+      : undefined;
 
     new k8s.policy.v1.PodDisruptionBudget(
       `${name}-pdb`,
@@ -296,8 +346,8 @@ export class TracedService extends pulumi.ComponentResource {
     );
 
     this.deploymentName = deployment.metadata.name;
-    this.serviceName = service.metadata.name;
-    this.url = pulumi.interpolate`http://${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`;
+    this.serviceName = service?.metadata.name;
+    this.url = service && pulumi.interpolate`http://${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`;
     this.registerOutputs({ deploymentName: this.deploymentName, serviceName: this.serviceName, url: this.url });
   }
 }

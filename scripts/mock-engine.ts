@@ -57,6 +57,7 @@ export const SECRET_CONFIG_KEYS = [
   "payments-apm:rolloutChecksumKey",
   "payments-apm:redisKeySecret",
   "payments-apm:redisAuthToken",
+  "payments-apm:brokerPassword",
 ] as const;
 
 /** A visible stand-in for a secret value, so a rendered file can never carry a real one. */
@@ -107,6 +108,7 @@ function mockEksCluster(inputs: Record<string, any>) {
     status: "ACTIVE",
     vpcConfig: [{}],
     accessConfigs: [{ authenticationMode: "API_AND_CONFIG_MAP" }],
+    identities: [{ oidcs: [{ issuer: `https://oidc.eks.us-east-1.amazonaws.com/id/MOCKED${name.toUpperCase().replace(/[^A-Z0-9]/g, "")}` }] }],
     tags: {},
   };
 }

@@ -14,6 +14,8 @@ const pod = (name: string, namespace = NS, labels: Record<string, string> = {}):
 });
 const payment = pod(SERVICES.payment);
 const fraud = pod(SERVICES.fraud);
+const relay = pod(SERVICES.relay);
+const postProcessing = pod(SERVICES.postProcessing);
 const otherInNamespace = pod("debug-shell");
 const otherNamespace = pod("anything", "default");
 const dns: Endpoint = { pod: { namespace: "kube-system", labels: { "k8s-app": "kube-dns" } } };
@@ -23,6 +25,7 @@ const DATABASE_IP = { ip: "10.20.64.10" };
 const REDIS_IP = { ip: "10.20.96.10" };
 const NODE_IP = { ip: "10.20.1.7" };
 const JWKS_IP = { ip: "10.20.200.5" };
+const BROKER_IP = { ip: "10.20.112.10" };
 const INTERNET = { ip: "93.184.215.14" };
 
 function problemsOf(raw: Record<string, unknown>): string[] {
@@ -48,7 +51,7 @@ describe("network policies (components/network-policies.ts)", () => {
   });
 
   it("renders a default deny and one policy per workload in the services namespace, schema-valid", () => {
-    assert.deepEqual(policies.map((p) => p.metadata.name).sort(), ["default-deny", SERVICES.fraud, "ledger-migrations", SERVICES.payment].sort());
+    assert.deepEqual(policies.map((p) => p.metadata.name).sort(), ["default-deny", SERVICES.fraud, "ledger-migrations", SERVICES.payment, SERVICES.relay, SERVICES.postProcessing].sort());
     for (const p of policies) {
       assert.equal(p.metadata.namespace, NS);
       assert.deepEqual(validateKubernetesObject(p as any), [], p.metadata.name);
@@ -68,6 +71,14 @@ describe("network policies (components/network-policies.ts)", () => {
     ["fraud-service → the Agent's hostPort", { from: fraud, to: NODE_IP, port: 8126 }],
     ["payment-service → the Agent pod (after DNAT)", { from: payment, to: pod("datadog-agent", "datadog"), port: 8126 }],
     ["payment-service → JWKS over HTTPS", { from: payment, to: JWKS_IP, port: 443 }],
+    ["fraud-service → JWKS over HTTPS (the cluster issuer's keys)", { from: fraud, to: JWKS_IP, port: 443 }],
+    ["the outbox relay → the ledger database", { from: relay, to: DATABASE_IP, port: 5432 }],
+    ["the outbox relay → RabbitMQ (amqps)", { from: relay, to: BROKER_IP, port: 5671 }],
+    ["the outbox relay → the Agent's hostPort", { from: relay, to: NODE_IP, port: 8126 }],
+    ["post-processing → the ledger database", { from: postProcessing, to: DATABASE_IP, port: 5432 }],
+    ["post-processing → RabbitMQ (amqps)", { from: postProcessing, to: BROKER_IP, port: 5671 }],
+    ["post-processing → Redis", { from: postProcessing, to: REDIS_IP, port: 6379 }],
+    ["post-processing → cluster DNS", { from: postProcessing, to: dns, port: 53, protocol: "UDP" }],
     ["the ledger migrations Job → the ledger database", { from: pod("ledger-migrations"), to: DATABASE_IP, port: 5432 }],
     ["the ledger migrations Job → cluster DNS", { from: pod("ledger-migrations"), to: dns, port: 53, protocol: "UDP" }],
   ];
@@ -89,6 +100,12 @@ describe("network policies (components/network-policies.ts)", () => {
     ["another pod of the namespace → anywhere", { from: otherInNamespace, to: INTERNET, port: 443 }],
     ["the ledger migrations Job → fraud-service", { from: pod("ledger-migrations"), to: fraud, port: 8080 }],
     ["the ledger migrations Job → the internet at large", { from: pod("ledger-migrations"), to: INTERNET, port: 443 }],
+    ["the outbox relay → Redis", { from: relay, to: REDIS_IP, port: 6379 }],
+    ["the outbox relay → the internet at large", { from: relay, to: INTERNET, port: 443 }],
+    ["post-processing → fraud-service", { from: postProcessing, to: fraud, port: 8080 }],
+    ["fraud-service → RabbitMQ", { from: fraud, to: BROKER_IP, port: 5671 }],
+    ["payment-service → RabbitMQ", { from: payment, to: BROKER_IP, port: 5671 }],
+    ["any pod → the outbox relay", { from: payment, to: relay, port: 8080 }],
     ["any pod → the ledger migrations Job", { from: payment, to: pod("ledger-migrations"), port: 8080 }],
   ];
   for (const [what, flow] of allowed) {
@@ -102,6 +119,7 @@ describe("network policies (components/network-policies.ts)", () => {
     const network = parseStackSettings(rawSettings("prod")).network;
     assert.ok(network.databaseCidrs.some((c) => inCidr(DATABASE_IP.ip, c)));
     assert.ok(network.redisCidrs.some((c) => inCidr(REDIS_IP.ip, c)));
+    assert.ok(network.brokerCidrs.some((c) => inCidr(BROKER_IP.ip, c)));
     assert.ok(network.nodeCidrs.some((c) => inCidr(NODE_IP.ip, c)));
     assert.ok(network.jwksCidrs.some((c) => inCidr(JWKS_IP.ip, c)));
     assert.ok(![...network.databaseCidrs, ...network.redisCidrs].some((c) => inCidr(NODE_IP.ip, c)));
@@ -112,6 +130,7 @@ describe("network policies (components/network-policies.ts)", () => {
       paymentIngressFrom: [{ namespaceSelector: { team: "edge" } }],
       database: { cidrs: ["10.0.0.0/24"], port: 5432 },
       redis: { cidrs: ["10.0.1.0/24"], port: 6379 },
+      broker: { cidrs: ["10.0.3.0/24"], port: 5671 },
       jwksCidrs: [],
       nodeCidrs: ["10.0.2.0/24"],
     };

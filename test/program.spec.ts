@@ -12,6 +12,7 @@ const SENTINELS = {
   "datadog:appKey": "dd-app-key-sentinel-fedcba9876543210",
   "payments-apm:databasePassword": "db-password-sentinel-s3cr3t",
   "payments-apm:databaseMigrationPassword": "db-migration-password-sentinel-9q",
+  "payments-apm:brokerPassword": "broker-password-sentinel-4mqp",
 };
 
 const runs: Record<string, ProgramRun> = {};
@@ -32,7 +33,7 @@ describe("the program (index.ts) under the mock engine", () => {
 
   for (const stack of ["prod", "staging"]) {
     describe(`stack ${stack}`, () => {
-      it("registers the Agent, both services, the monitors and the retention filters", () => {
+      it("registers the Agent, both services, the outbox relay and consumers, the monitors and the retention filters", () => {
         const count = (type: string) => runs[stack].resources.filter((r) => r.type === type).length;
         assert.deepEqual(
           {
@@ -45,7 +46,8 @@ describe("the program (index.ts) under the mock engine", () => {
             retentionFilters: count("datadog:index/apmRetentionFilter:ApmRetentionFilter"),
             k8sProviders: count("pulumi:providers:kubernetes"),
           },
-          { namespaces: 2, daemonSets: 1, deployments: 2, services: 2, pdbs: 2, monitors: 3, retentionFilters: 2, k8sProviders: 1 },
+          // The relay and the consumers serve nothing: Deployments and budgets, no Service.
+          { namespaces: 2, daemonSets: 1, deployments: 4, services: 2, pdbs: 4, monitors: 4, retentionFilters: 2, k8sProviders: 1 },
         );
       });
 
@@ -79,7 +81,15 @@ describe("the program (index.ts) under the mock engine", () => {
         const placesOf = (value: string) =>
           runs[stack].resources.flatMap((r) => (JSON.stringify(r.inputs).includes(value) ? [`${r.type}::${r.name}`] : []));
         assert.deepEqual(placesOf(SENTINELS["datadog:apiKey"]), ["kubernetes:core/v1:Secret::datadog-agent-api-key"]);
-        assert.deepEqual(placesOf(SENTINELS["payments-apm:databasePassword"]), ["kubernetes:core/v1:Secret::payment-service-secrets"]);
+        assert.deepEqual(placesOf(SENTINELS["payments-apm:databasePassword"]).sort(), [
+          "kubernetes:core/v1:Secret::outbox-relay-secrets",
+          "kubernetes:core/v1:Secret::payment-service-secrets",
+          "kubernetes:core/v1:Secret::post-processing-secrets",
+        ]);
+        assert.deepEqual(placesOf(SENTINELS["payments-apm:brokerPassword"]).sort(), [
+          "kubernetes:core/v1:Secret::outbox-relay-secrets",
+          "kubernetes:core/v1:Secret::post-processing-secrets",
+        ]);
         assert.deepEqual(placesOf(SENTINELS["payments-apm:databaseMigrationPassword"]), ["kubernetes:core/v1:Secret::ledger-migrations-secrets"]);
         assert.deepEqual(placesOf(SENTINELS["datadog:appKey"]), []);
         for (const r of runs[stack].resources.filter((x) => x.type === "kubernetes:core/v1:Secret")) assert.ok(r.secretPaths.length > 0, `${r.name} data is secret`);
@@ -128,7 +138,7 @@ describe("the program (index.ts) under the mock engine", () => {
           const env = envOf(find(stack, "Deployment", service), service);
           const { alwaysKeep, alwaysKeepPeakPerSecond } = parseStackSettings(rawSettings(stack)).sampling;
           const rules: { name?: string; tags?: Record<string, string>; sample_rate: number; max_per_second?: number }[] = JSON.parse(env.DD_TRACE_SAMPLING_RULES as string);
-          const sampled = rules.filter((r) => !r.tags?.[TAGS.flow] && !alwaysKeep.includes(r.name ?? ""));
+          const sampled = rules.filter((r) => !r.tags?.[TAGS.flow] && !r.tags?.[TAGS.rootAuth] && !alwaysKeep.includes(r.name ?? ""));
           assert.ok(sampled.length > 0 && sampled.every((r) => r.max_per_second! > 0), "every sampled rule has a cap");
           const othersAtMost = sampled.filter((r) => r.sample_rate > 0).reduce((sum, r) => sum + r.max_per_second!, 0);
           const left = Number(env.DD_TRACE_RATE_LIMIT) - othersAtMost;
@@ -162,6 +172,51 @@ describe("the program (index.ts) under the mock engine", () => {
         assert.match(fraudEnv.REDIS_URL as string, /^rediss:\/\/payments-velocity\..+:6379$/);
       });
 
+      it("gives each service its own ServiceAccount, no API token, and payment-service a 1 h token for fraud-service", () => {
+        for (const service of [SERVICES.payment, SERVICES.fraud]) {
+          const account = find(stack, "ServiceAccount", service);
+          assert.equal((account as any).automountServiceAccountToken, false);
+          assert.equal(account.metadata.namespace, "payments");
+          const pod = (find(stack, "Deployment", service).spec as any).template.spec;
+          assert.equal(pod.serviceAccountName, service);
+          assert.equal(pod.automountServiceAccountToken, false);
+        }
+        const pod = (find(stack, "Deployment", SERVICES.payment).spec as any).template.spec;
+        const volume = pod.volumes.find((v: any) => v.projected);
+        assert.deepEqual(volume.projected.sources, [
+          { serviceAccountToken: { audience: "fraud-service", expirationSeconds: 3600, path: "token" } },
+        ]);
+        const mount = container(find(stack, "Deployment", SERVICES.payment), SERVICES.payment).volumeMounts.find((m: any) => m.name === volume.name);
+        assert.equal(mount.readOnly, true);
+        const env = envOf(find(stack, "Deployment", SERVICES.payment), SERVICES.payment);
+        assert.equal(env.SERVICE_TOKEN_FILE, `${mount.mountPath}/token`);
+        const fraudPod = (find(stack, "Deployment", SERVICES.fraud).spec as any).template.spec;
+        assert.ok(!fraudPod.volumes.some((v: any) => v.projected), "fraud-service calls nobody: no token");
+      });
+
+      it("has fraud-service trust only payment-service's tokens from the cluster's OIDC issuer", () => {
+        const env = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
+        const name = stack === "prod" ? "PAYMENTSPROD" : "PAYMENTSSTAGING";
+        assert.equal(env.SERVICE_AUTH_ISSUER, `https://oidc.eks.us-east-1.amazonaws.com/id/MOCKED${name}`);
+        assert.equal(env.SERVICE_AUTH_JWKS_URL, `${env.SERVICE_AUTH_ISSUER}/keys`);
+        assert.equal(env.SERVICE_AUTH_AUDIENCE, "fraud-service");
+        assert.equal(env.SERVICE_AUTH_SUBJECTS, "system:serviceaccount:payments:payment-service");
+      });
+
+      it("gives the payment service its callers' identity provider from payments-apm:auth", () => {
+        const env = envOf(find(stack, "Deployment", SERVICES.payment), SERVICES.payment);
+        const host = stack === "prod" ? "login.payments.example.com" : "login.staging.payments.example.com";
+        assert.equal(env.AUTH_ISSUER, `https://${host}/`);
+        assert.equal(env.AUTH_JWKS_URL, `https://${host}/.well-known/jwks.json`);
+        assert.match(env.AUTH_AUDIENCE as string, /^https:\/\/api\.(staging\.)?payments\.example\.com$/);
+        assert.equal(env.AUTH_CLOCK_TOLERANCE_SECONDS, "30");
+        assert.equal(env.IDEMPOTENCY_WINDOW_SECONDS, "86400", "keys kept 24 h by default");
+        assert.equal(env.RATE_LIMIT_PER_MINUTE, "60");
+        assert.equal(env.RATE_LIMIT_BURST, "10");
+        const fraudEnv = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
+        assert.equal(fraudEnv.AUTH_ISSUER, undefined, "fraud-service does not take user tokens");
+      });
+
       it("creates the monitors with notification handles, env/service tags and thresholds equal to the query", () => {
         const monitors = datadogObjects(runs[stack]).filter((d) => d.kind === "Monitor");
         for (const m of monitors) {
@@ -169,7 +224,8 @@ describe("the program (index.ts) under the mock engine", () => {
           assert.equal(i.type, "query alert");
           assert.ok(i.query.includes(`env:${stack}`), i.query);
           assert.ok(i.query.endsWith(` > ${i.monitorThresholds.critical}`), i.query);
-          assert.ok(i.tags.includes(`env:${stack}`) && i.tags.includes("service:payment-service") && i.tags.includes("source:apm"));
+          const service = /service:([\w-]+)/.exec(i.query)![1];
+          assert.ok(i.tags.includes(`env:${stack}`) && i.tags.includes(`service:${service}`) && i.tags.includes("source:apm"), i.tags);
           assert.match(i.message, /@slack-payments/);
         }
       });
@@ -179,7 +235,44 @@ describe("the program (index.ts) under the mock engine", () => {
         assert.equal(o.datadogNamespace, "datadog");
         assert.equal(o.servicesNamespace, "payments");
         assert.deepEqual(o.services, { payment: "payment-service", fraud: "fraud-service" });
-        assert.deepEqual(Object.keys(o.monitorIds).sort(), ["database-latency", "payment-error-rate", "payment-latency"]);
+        assert.deepEqual(o.workers, { relay: "outbox-relay", postProcessing: "post-processing" });
+        assert.deepEqual(Object.keys(o.monitorIds).sort(), ["database-latency", "payment-error-rate", "payment-latency", "post-processing-lag"]);
+      });
+
+      for (const worker of [SERVICES.relay, SERVICES.postProcessing]) {
+        it(`deploys ${worker} as a worker: traced like the services, no port, no probes, no Service`, () => {
+          const d = find(stack, "Deployment", worker);
+          const c = container(d, worker);
+          assert.equal(c.ports, undefined);
+          assert.equal(c.readinessProbe, undefined);
+          assert.equal(c.livenessProbe, undefined);
+          assert.ok(!objects(stack).some((o) => o.kind === "Service" && o.metadata.name === worker), `no Service ${worker}`);
+          assert.deepEqual(c.securityContext, { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ["ALL"] } });
+          assert.match(c.image, new RegExp(`^123456789012\\.dkr\\.ecr\\.us-east-1\\.amazonaws\\.com/${worker}:1\\.4\\.2$`));
+          const env = envOf(d, worker);
+          assert.equal(env.PORT, undefined);
+          assert.deepEqual(env.DD_SERVICE, { fieldRef: { fieldPath: "metadata.labels['tags.datadoghq.com/service']" } });
+          assert.equal((d.metadata.labels as any)["tags.datadoghq.com/service"], worker);
+          assert.match(env.BROKER_HOST as string, /^b-[0-9a-f-]+\.mq\.us-east-1\.amazonaws\.com$/);
+          assert.equal(env.BROKER_PORT, "5671");
+          assert.equal(env.BROKER_TLS, "true", "amqps:// to Amazon MQ");
+          assert.equal(env.BROKER_USER, "payments");
+          assert.equal(env.BROKER_EXCHANGE, "payments.events");
+          assert.deepEqual(env.BROKER_PASSWORD, { secretKeyRef: { name: `${worker}-secrets`, key: "BROKER_PASSWORD" } });
+          assert.deepEqual(env.PGPASSWORD, { secretKeyRef: { name: `${worker}-secrets`, key: "PGPASSWORD" } });
+          assert.equal(env.PGDATABASE, "payments");
+          const secret = find(stack, "Secret", `${worker}-secrets`) as any;
+          assert.deepEqual(Object.keys(secret.stringData).sort(), ["BROKER_PASSWORD", "PGPASSWORD"]);
+        });
+      }
+
+      it("keeps published outbox events for the configured retention and gives the consumers the fraud history's Redis", () => {
+        const relay = envOf(find(stack, "Deployment", SERVICES.relay), SERVICES.relay);
+        assert.equal(relay.RELAY_RETENTION_SECONDS, String(168 * 3600));
+        assert.equal(relay.BROKER_VHOST, stack === "prod" ? "payments" : "/");
+        const consumers = envOf(find(stack, "Deployment", SERVICES.postProcessing), SERVICES.postProcessing);
+        const fraud = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
+        assert.equal(consumers.REDIS_URL, fraud.REDIS_URL);
       });
     });
   }

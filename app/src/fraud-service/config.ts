@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { commonEnv, integerVar, loadEnv, stringVar } from "../server/env";
+import { commonEnv, integerVar, keySetEnv, loadEnv, stringVar } from "../server/env";
 
 /** fraud-service environment (DD_* is read by dd-trace). */
 export const fraudServiceEnv = {
@@ -18,6 +18,13 @@ export const fraudServiceEnv = {
   DEVICE_MEMORY_SECONDS: integerVar(90 * 86_400, 60, 365 * 86_400),
   /** HMAC key of the Redis key names (from a Secret): without it, reading Redis tells no sender's keys. */
   REDIS_KEY_SECRET: z.string().min(32, "must be at least 32 characters (e.g. openssl rand -hex 32)"),
+  /** The cluster's ServiceAccount token issuer (SERVICE_AUTH_ISSUER, _AUDIENCE, _JWKS_URL, …). */
+  ...keySetEnv("SERVICE_AUTH"),
+  /** Comma-separated service accounts allowed to call, e.g. system:serviceaccount:payments:payment-service. */
+  SERVICE_AUTH_SUBJECTS: z
+    .string()
+    .transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^system:serviceaccount:[a-z0-9-]+:[a-z0-9.-]+$/, "must be system:serviceaccount:<namespace>:<name>")).min(1)),
 };
 
 export type FraudServiceConfig = ReturnType<typeof loadFraudServiceConfig>;

@@ -4,7 +4,7 @@ import { DETAIL_TAGS, SPANS, TAGS } from "../tracing/conventions";
 import type { Logger } from "../tracing/logger";
 import { setTags, traced } from "../tracing/spans";
 import type { ScoreRequest, ScoreResponse } from "./api";
-import { recordAndReadHistory, type HistorySettings, type SenderHistory } from "./history";
+import { readHistory, type HistorySettings, type SenderHistory } from "./history";
 import {
   MODEL_VERSION,
   amountScore,
@@ -68,7 +68,7 @@ function scoreRisk(deps: DetectionDeps, request: ScoreRequest): Promise<RiskAsse
       let history: SenderHistory;
       let degraded = false;
       try {
-        history = await recordAndReadHistory(deps.redis, deps.history, request.sender_id, request.device);
+        history = await readHistory(deps.redis, deps.history, request.sender_id, request.device);
       } catch (error) {
         // No velocity data: score what is known and let `decide` hold the payment for review.
         deps.logger.warn({ err: error }, "sender history unavailable, scoring degraded");

@@ -1,7 +1,8 @@
 // The tracer first: it must be initialised before fastify, ioredis and pino are loaded.
 import "../tracing/tracer";
 import type { AddressInfo } from "node:net";
-import { serverLimits } from "../server/env";
+import { serviceTokenVerifier } from "../auth/service-tokens";
+import { keySetSettings, serverLimits } from "../server/env";
 import { InFlightHandlers } from "../server/in-flight";
 import { shutdownOnSignals } from "../server/lifecycle";
 import { createLogger } from "../tracing/logger";
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
       deviceMemorySeconds: config.DEVICE_MEMORY_SECONDS,
       keySecret: config.REDIS_KEY_SECRET,
     },
+    verifyService: serviceTokenVerifier(keySetSettings("SERVICE_AUTH", config), config.SERVICE_AUTH_SUBJECTS),
   }, inFlight, serverLimits(config));
   shutdownOnSignals({ app, inFlight, logger, closers: [() => redis.quit().catch(() => redis.disconnect())], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
 

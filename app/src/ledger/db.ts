@@ -8,7 +8,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
-import { Pool, type QueryResult, type QueryResultRow } from "pg";
+import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from "pg";
 import { DETAIL_TAGS, SPANS } from "../tracing/conventions";
 import { setTags, traced } from "../tracing/spans";
 
@@ -54,8 +54,11 @@ export function createPool(settings: PoolSettings): Pool {
   });
 }
 
+/** A pool, or one connection of it inside an explicit transaction. */
+export type Queryable = Pool | PoolClient;
+
 export function dbQuery<R extends QueryResultRow>(
-  pool: Pool,
+  pool: Queryable,
   operation: string,
   text: string,
   values: readonly unknown[] = [],

@@ -1,14 +1,18 @@
 // The tracer first: it must be initialised before fastify, pg and pino are loaded.
 import "../tracing/tracer";
 import type { AddressInfo } from "node:net";
+import { serviceTokenFile } from "../auth/service-tokens";
+import { userTokenVerifier } from "../auth/user-tokens";
 import { createPool } from "../ledger/db";
-import { serverLimits } from "../server/env";
+import { keySetSettings, serverLimits } from "../server/env";
 import { InFlightHandlers } from "../server/in-flight";
 import { shutdownOnSignals } from "../server/lifecycle";
 import { SERVICES } from "../tracing/conventions";
 import { createLogger } from "../tracing/logger";
 import { loadPaymentServiceConfig } from "./config";
 import { createFraudClient } from "./fraud-client";
+import { pruneExpiredKeysEvery } from "./idempotency";
+import { PerUserRateLimiter } from "./rate-limit";
 import { buildPaymentServer } from "./routes";
 
 async function main(): Promise<void> {
@@ -26,10 +30,28 @@ async function main(): Promise<void> {
   const inFlight = new InFlightHandlers();
   const app = buildPaymentServer({
     pool,
-    fraud: createFraudClient(config.FRAUD_SERVICE_URL, config.FRAUD_TIMEOUT_MS),
+    fraud: createFraudClient(
+      config.FRAUD_SERVICE_URL,
+      config.FRAUD_TIMEOUT_MS,
+      serviceTokenFile(config.SERVICE_TOKEN_FILE, config.SERVICE_TOKEN_REREAD_MS),
+    ),
     logger,
+    verifyUser: userTokenVerifier(keySetSettings("AUTH", config)),
+    idempotencyWindowSeconds: config.IDEMPOTENCY_WINDOW_SECONDS,
+    rateLimiter: new PerUserRateLimiter({ perMinute: config.RATE_LIMIT_PER_MINUTE, burst: config.RATE_LIMIT_BURST }),
   }, inFlight, serverLimits(config));
-  shutdownOnSignals({ app, inFlight, logger, closers: [() => pool.end()], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+  const pruning = pruneExpiredKeysEvery(pool, logger, {
+    windowSeconds: config.IDEMPOTENCY_WINDOW_SECONDS,
+    intervalMs: config.IDEMPOTENCY_PRUNE_INTERVAL_MS,
+    batchSize: config.IDEMPOTENCY_PRUNE_BATCH,
+  });
+  shutdownOnSignals({
+    app,
+    inFlight,
+    logger,
+    closers: [async () => pruning.stop(), () => pool.end()],
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+  });
 
   // Said once at start-up, plainly, when the database cannot be reached (a TLS problem
   // above all: wrong CA, a certificate for another host, a server without TLS). The

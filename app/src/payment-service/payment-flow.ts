@@ -1,15 +1,17 @@
 /**
  * POST /v1/payments as the seed describes it: validate → score fraud → process, each step
- * one measured span under payment.process_payment. The seed's post-processing (receipts,
- * notifications) starts from the `payment.completed` outbox event, which the transfer
- * writes in its own transaction; a relay publishes it outside the request.
+ * one measured span under payment.process_payment. Post-processing (receipts, the fraud
+ * history) starts from the `payment.completed` outbox event, which the transfer writes in
+ * its own transaction; the outbox relay publishes it to RabbitMQ outside the request
+ * (src/post-processing/).
  */
 import { randomUUID } from "node:crypto";
 import type { Pool } from "pg";
 import { isDatabaseUnavailable } from "../ledger/db";
-import { annotateCustomer, annotatePayment, annotateRootTier } from "../tracing/annotators";
+import { annotateCustomer, annotatePayment, annotateRootTier, annotateUser } from "../tracing/annotators";
 import {
   DETAIL_TAGS,
+  EVENT_TYPES,
   FAILURE_REASONS,
   SPANS,
   TAGS,
@@ -17,7 +19,9 @@ import {
   type FailureReason,
 } from "../tracing/conventions";
 import type { Logger } from "../tracing/logger";
+import { injectContext } from "../tracing/propagation";
 import { setTags, traced } from "../tracing/spans";
+import type { PaymentCompletedPayload } from "../post-processing/events";
 import type { Span } from "../tracing/tracer";
 import type { ScoreResponse } from "../fraud-service/api";
 import type { FraudClient } from "./fraud-client";
@@ -34,15 +38,19 @@ import {
   findTransaction,
   loadWallets,
   recordDecline,
+  releaseExpiredKey,
   transferFunds,
   type StoredTransaction,
   type TransactionRecord,
+  type UserProfile,
 } from "./store";
 
 export interface PaymentDeps {
   readonly pool: Pool;
   readonly fraud: FraudClient;
   readonly logger: Logger;
+  /** How long an Idempotency-Key answers with its first outcome; past it the key may be used again. */
+  readonly idempotencyWindowSeconds: number;
 }
 
 /**
@@ -73,18 +81,21 @@ export function processPayment(
     if (request.customer_tier) annotateRootTier(root, request.customer_tier);
 
     try {
-      const previous = await findTransaction(deps.pool, idempotencyKey);
-      if (previous) return replay(span, previous, tx.requestHash);
+      const previous = await findTransaction(deps.pool, tx.senderId, idempotencyKey, deps.idempotencyWindowSeconds);
+      if (previous && !previous.expired) return replay(span, previous, tx.requestHash);
+      // Past its window the key is free again: release it from the old transaction (kept).
+      if (previous) await releaseExpiredKey(deps.pool, previous.id, deps.idempotencyWindowSeconds);
 
       const customer = await validate(deps, request, tx, (known) => {
         // Known before the fraud call, where head-based sampling decides.
         annotateCustomer(span, known);
+        if (known.profile) annotateUser(span, known.profile);
         annotateRootTier(root, known.customerTier);
       });
       setTags(span, { [DETAIL_TAGS.validationResult]: true });
 
       await scoreFraud(deps, request, tx, customer, span);
-      const outcome = await transfer(deps, tx);
+      const outcome = await transfer(deps, tx, request);
       // A concurrent request with the same key moved the money: answer what it answered.
       if (!outcome) return replayWinner(deps, span, tx);
       setTags(span, { [TAGS.finalStatus]: "completed" });
@@ -107,6 +118,8 @@ interface Customer {
   readonly customerTier: CustomerTier;
   readonly senderCountry: string;
   readonly receiverCountry: string;
+  /** The sender's profile in the ledger, if any. */
+  readonly profile?: UserProfile;
 }
 
 /**
@@ -133,6 +146,7 @@ function validate(
         customerTier: sender.customerTier,
         senderCountry: request.sender_country ?? sender.country,
         receiverCountry: request.receiver_country ?? receiver.country,
+        profile: sender.profile,
       };
       onCustomer(customer);
       const sufficient = sender.balance >= BigInt(tx.amount);
@@ -212,10 +226,12 @@ function scoreFraud(
 
 /**
  * payment.processing: the transfer and its `payment.completed` outbox event, in one
- * database transaction. Undefined when a concurrent request with the same Idempotency-Key
- * got there first.
+ * database transaction. The event carries this span's trace context, so the relay and the
+ * consumers continue the payment's trace, and the device, from which the fraud history
+ * learns once the payment is made. Undefined when a concurrent request with the same
+ * Idempotency-Key got there first.
  */
-function transfer(deps: PaymentDeps, tx: TransactionRecord): Promise<PaymentOutcome | undefined> {
+function transfer(deps: PaymentDeps, tx: TransactionRecord, request: PaymentRequest): Promise<PaymentOutcome | undefined> {
   return traced(
     SPANS.processing,
     async (span) => {
@@ -233,14 +249,16 @@ function transfer(deps: PaymentDeps, tx: TransactionRecord): Promise<PaymentOutc
       let result: "completed" | "conflict";
       try {
         result = await transferFunds(deps.pool, tx, outcome, {
-          type: "payment.completed",
+          type: EVENT_TYPES.paymentCompleted,
           payload: {
             transaction_id: tx.id,
             sender_id: tx.senderId,
             receiver_id: tx.receiverId,
             amount: tx.amount,
             currency: tx.currency,
-          },
+            ...(request.device ? { device: request.device } : {}),
+          } satisfies PaymentCompletedPayload,
+          traceContext: injectContext(span),
         });
       } catch (error) {
         const reason = error instanceof PaymentDeclined ? error.reason : failureReasonOf(error);
@@ -287,7 +305,7 @@ async function decline(
 }
 
 async function replayWinner(deps: PaymentDeps, span: Span, tx: TransactionRecord): Promise<PaymentOutcome> {
-  const winner = await findTransaction(deps.pool, tx.idempotencyKey);
+  const winner = await findTransaction(deps.pool, tx.senderId, tx.idempotencyKey, deps.idempotencyWindowSeconds);
   if (!winner) throw new Error("idempotency conflict without a committed transaction");
   return replay(span, winner, tx.requestHash);
 }

@@ -91,6 +91,7 @@ export function createHttpServer({ logger, readiness, inFlight, limits = DEFAULT
   app.server.maxConnections = limits.maxConnections;
   cutSlowRequestsWhileClosing(app, limits.requestTimeoutMs);
   app.decorateRequest("rootSpan", null);
+  app.decorateRequest("principal", null);
   // No API takes a query string: one can only carry what must not be sent in a URL (card
   // data, tokens), which proxies, access logs and traces would keep. Refused before any
   // other hook or handler runs; the route pattern is kept for the server span's http.url.
@@ -148,7 +149,7 @@ export function createHttpServer({ logger, readiness, inFlight, limits = DEFAULT
  * One access line per request, written when it completes, with the request's method, path
  * and route next to the status and time, instead of fastify's two lines ("incoming
  * request", then "request completed"): at a payment's handful of log lines, each line is
- * measurable CPU (bench/results/experiments.md). Error lines are fastify's own.
+ * measurable CPU (bench/results/experiments.md as of commit 1915bba). Error lines are fastify's own.
  */
 class AccessLog extends LogController {
   override incomingRequest(): void {}

@@ -37,6 +37,7 @@ tracer.use("fastify", {
 
 export { tracer };
 export type Span = tracer.Span;
+export type SpanContext = tracer.SpanContext;
 
 interface FlushableExporter {
   flush(done: () => void): void;
