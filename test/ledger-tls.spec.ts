@@ -71,6 +71,12 @@ describe("TLS and AUTH to Redis, as rendered", () => {
     assert.equal(secret.inputs.stringData.REDIS_PASSWORD, "redis-auth-token-SENTINEL");
     assert.ok(secret.secretPaths.length > 0, "its data is marked secret");
     const places = run.resources.filter((r) => JSON.stringify(r.inputs).includes("redis-auth-token-SENTINEL")).map((r) => `${r.type} ${r.name}`);
-    assert.deepEqual(places, [`kubernetes:core/v1:Secret ${secret.name}`]);
+    // And the consumers', which write the fraud history fraud-service reads.
+    assert.deepEqual(places.sort(), [`kubernetes:core/v1:Secret ${secret.name}`, `kubernetes:core/v1:Secret ${SERVICES.postProcessing}-secrets`].sort());
+    const consumers = objects.find((o) => o.kind === "Deployment" && o.metadata.name === SERVICES.postProcessing)!;
+    const consumersEnv = Object.fromEntries(deploymentEnv(consumers)[SERVICES.postProcessing].map((e) => [e.name, e.value ?? e.valueFrom]));
+    assert.equal(consumersEnv.REDIS_URL, env.REDIS_URL);
+    assert.deepEqual(consumersEnv.REDIS_PASSWORD, { secretKeyRef: { name: `${SERVICES.postProcessing}-secrets`, key: "REDIS_PASSWORD" } });
+    assert.deepEqual(consumersEnv.REDIS_KEY_SECRET, { secretKeyRef: { name: `${SERVICES.postProcessing}-secrets`, key: "REDIS_KEY_SECRET" } });
   });
 });

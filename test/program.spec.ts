@@ -262,7 +262,11 @@ describe("the program (index.ts) under the mock engine", () => {
           assert.deepEqual(env.PGPASSWORD, { secretKeyRef: { name: `${worker}-secrets`, key: "PGPASSWORD" } });
           assert.equal(env.PGDATABASE, "payments");
           const secret = find(stack, "Secret", `${worker}-secrets`) as any;
-          assert.deepEqual(Object.keys(secret.stringData).sort(), ["BROKER_PASSWORD", "PGPASSWORD"]);
+          // The consumers write the fraud history: keyed and authenticated like fraud-service's.
+          const redisSecrets = worker === SERVICES.postProcessing ? ["REDIS_KEY_SECRET", "REDIS_PASSWORD"] : [];
+          assert.deepEqual(Object.keys(secret.stringData).sort(), ["BROKER_PASSWORD", "PGPASSWORD", ...redisSecrets]);
+          assert.equal(env.PGSSLMODE, "verify-full", "TLS to the ledger database, like payment-service");
+          assert.equal(env.PGSSLROOTCERT, "/etc/payments/ledger-ca/ca.pem");
         });
       }
 

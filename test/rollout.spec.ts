@@ -131,9 +131,11 @@ describe("rolling the pods when a secret changes", () => {
         `DaemonSet/datadog-agent ${AGENT_CHECKSUM}`,
         "Deployment/fraud-service checksum/fraud-service-secrets",
         // The database's CA bundle (a ConfigMap, not secret): a plain SHA-256 of a public certificate.
-        `Deployment/payment-service checksum/payment-service-ledger-ca`,
+        `Deployment/outbox-relay checksum/outbox-relay-ledger-ca`,
         `Deployment/outbox-relay checksum/outbox-relay-secrets`,
+        `Deployment/payment-service checksum/payment-service-ledger-ca`,
         `Deployment/payment-service ${PAYMENT_CHECKSUM}`,
+        `Deployment/post-processing checksum/post-processing-ledger-ca`,
         `Deployment/post-processing checksum/post-processing-secrets`,
       ]);
     });
