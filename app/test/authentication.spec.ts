@@ -12,7 +12,7 @@ import type { FraudStandIn } from "./support/fraud-stand-in";
 import { identity, IdentityProvider } from "./support/identity";
 import type { RunningService } from "./support/services";
 import type { CapturedSpan } from "./support/trace-intake";
-import { isRoot } from "./support/traces";
+import { isRoot, lettersOf } from "./support/traces";
 
 const CHALLENGE_MISSING = `Bearer realm="${SERVICES.payment}"`;
 const CHALLENGE_INVALID = `Bearer realm="${SERVICES.payment}", error="invalid_token"`;
@@ -65,7 +65,8 @@ let caseCount = 0;
 
 /** A payment from `sender` whose root span can be found by its user agent. */
 async function attempt(service: RunningService, sender: string, receiver: string, authorization: string | undefined) {
-  const userAgent = `auth-spec-${process.pid}-${(caseCount += 1)}`;
+  // Letters only: the server span keeps a User-Agent with its digit runs replaced.
+  const userAgent = `auth-spec-${lettersOf(process.pid)}-${lettersOf((caseCount += 1))}`;
   const response = await fetch(`${service.url}/v1/payments`, {
     method: "POST",
     headers: {

@@ -3,7 +3,8 @@ import http from "node:http";
 import { HTTP_SERVER_SPAN, SERVICES } from "../src/tracing/conventions";
 import { passesLuhn } from "../src/tracing/redaction";
 import { createWallet } from "./support/database";
-import { e2e, newKey, type E2E } from "./support/e2e";
+import { e2e, newKey, scoreAuthorization, subjectOf, type E2E } from "./support/e2e";
+import { identity } from "./support/identity";
 import type { RunningService } from "./support/services";
 
 /**
@@ -92,10 +93,22 @@ function attempts(route: string, valid: () => Record<string, unknown>): Attempt[
   ];
 }
 
+/** A valid token for the route: payment-service's ServiceAccount token for /v1/score, else one for the body's sender. */
+async function authorizationFor(attempt: Attempt): Promise<string> {
+  if (attempt.path.startsWith("/v1/score")) return scoreAuthorization(await e2e());
+  let body: unknown = null;
+  try {
+    body = JSON.parse(attempt.body ?? "null");
+  } catch {
+    // not JSON: a token for a client of its own
+  }
+  return (await identity()).bearer(subjectOf(body));
+}
+
 async function send(service: RunningService, attempt: Attempt): Promise<void> {
   const response = await fetch(`${service.url}${attempt.path}`, {
     method: attempt.method,
-    headers: { "idempotency-key": newKey(), ...attempt.headers },
+    headers: { "idempotency-key": newKey(), authorization: await authorizationFor(attempt), ...attempt.headers },
     body: attempt.body,
   });
   const text = await response.text();

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
 import Redis from "ioredis";
+import { createRedis, recordCompletedPayment } from "../src/fraud-service/history";
 import { SERVICES } from "../src/tracing/conventions";
-import { e2e, REDIS_URL, TEST_REDIS_KEY_SECRET, type E2E } from "./support/e2e";
+import { e2e, REDIS_URL, scoreAuthorization, TEST_REDIS_KEY_SECRET, type E2E } from "./support/e2e";
 import { renderedEnv, runToExit, testEnv } from "./support/services";
 
 /** Computed here with node:crypto directly, so the service's own helper is not its own oracle. */
@@ -19,7 +20,7 @@ describe("fraud-service's Redis key names", function () {
     redis = new Redis(REDIS_URL, { disableClientInfo: true });
     const response = await fetch(`${env.fraud.url}/v1/score`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: await scoreAuthorization(env) },
       body: JSON.stringify({
         transaction_id: "00000000-0000-4000-8000-00000000beef",
         sender_id: sender,
@@ -31,6 +32,19 @@ describe("fraud-service's Redis key names", function () {
       }),
     });
     assert.equal(response.status, 200);
+    // Scoring only reads the history; the consumers write it when a payment completes, with
+    // the code and the key they run (REDIS_KEY_SECRET, the same Secret value as fraud-service's).
+    const writer = createRedis({ url: REDIS_URL, keyPrefix: env.redisPrefix, commandTimeoutMs: 2_000 }, true);
+    try {
+      const applied = await recordCompletedPayment(
+        writer,
+        { velocityWindowSeconds: 3_600, deviceMemorySeconds: 86_400, eventMemorySeconds: 86_400, keySecret: TEST_REDIS_KEY_SECRET },
+        { eventId: `keys-event-${process.pid}`, senderId: sender, device: { id: "keys-device", fingerprint: "keys-fingerprint" }, completedAt: Date.now() },
+      );
+      assert.equal(applied, true);
+    } finally {
+      writer.disconnect();
+    }
   });
 
   after(() => redis.disconnect());

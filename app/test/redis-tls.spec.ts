@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type CertificateAuthority, CertificateFactory } from "./support/certificates";
-import { e2e, get, startFraudService, type E2E } from "./support/e2e";
+import { e2e, get, scoreAuthorization, startFraudService, type E2E } from "./support/e2e";
 import { PrivateRedis } from "./support/private-servers";
 import type { RunningService } from "./support/services";
 
@@ -36,7 +36,7 @@ describe("TLS and AUTH to Redis", function () {
   async function score(service: RunningService): Promise<{ degraded: boolean }> {
     const response = await fetch(`${service.url}/v1/score`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: await scoreAuthorization(env) },
       body: JSON.stringify({
         transaction_id: "00000000-0000-4000-8000-0000000007e5",
         sender_id: `tls_sender_${process.pid}`,

@@ -11,6 +11,7 @@ import { balanceOf, createWallet } from "./support/database";
 import { e2e, postPayment, REDIS_URL, startPaymentService, type E2E } from "./support/e2e";
 import { clusterIssuer, TokenFile, type IdentityProvider } from "./support/identity";
 import type { RunningService } from "./support/services";
+import { lettersOf } from "./support/traces";
 
 const CHALLENGE_INVALID = `Bearer realm="${SERVICES.fraud}", error="invalid_token"`;
 
@@ -51,7 +52,8 @@ describe("service authentication of POST /v1/score", function () {
 
   /** A score request with `authorization`, its answer, and its trace in fraud-service. */
   async function score(authorization: string | undefined) {
-    const userAgent = `service-auth-${process.pid}-${(scoreCount += 1)}`;
+    // Letters only: the server span keeps a User-Agent with its digit runs replaced.
+    const userAgent = `service-auth-${lettersOf(process.pid)}-${lettersOf((scoreCount += 1))}`;
     const response = await fetch(`${env.fraud.url}/v1/score`, {
       method: "POST",
       headers: { "content-type": "application/json", "user-agent": userAgent, ...(authorization ? { authorization } : {}) },

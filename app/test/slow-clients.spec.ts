@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { SERVICES } from "../src/tracing/conventions";
-import { e2e, newKey, startFraudService, startPaymentService, type E2E } from "./support/e2e";
+import { e2e, newKey, scoreAuthorization, startFraudService, startPaymentService, type E2E } from "./support/e2e";
+import { identity } from "./support/identity";
 import type { RunningService } from "./support/services";
 
 /** Limits small enough for a test to cross, the ratios of the defaults kept. */
@@ -52,8 +53,9 @@ function slowClient(service: RunningService, head: string, trickle: string, ever
   });
 }
 
-const PAYMENT_HEAD = (length: number) =>
-  `POST /v1/payments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nIdempotency-Key: ${newKey()}\r\nContent-Length: ${length}\r\n\r\n`;
+/** An authenticated request's head: authentication runs before the body is read, so it must pass for the body's timeout to be reached. */
+const PAYMENT_HEAD = (length: number, authorization: string, path = "/v1/payments") =>
+  `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: ${authorization}\r\nIdempotency-Key: ${newKey()}\r\nContent-Length: ${length}\r\n\r\n`;
 const BODY = JSON.stringify({ sender_id: "slow_sender", receiver_id: "slow_receiver", amount: 100, currency: "USD", payment_method_type: "wallet" });
 
 /** GET /healthz on a fresh connection: status and time taken. */
@@ -85,7 +87,10 @@ describe("slow and greedy clients", function () {
   for (const which of ["payment", "fraud"] as const) {
     it(`${which}-service answers 408 to a body trickled past HTTP_REQUEST_TIMEOUT_MS and closes the connection`, async function () {
       const service = which === "payment" ? payment : fraud;
-      const head = which === "payment" ? PAYMENT_HEAD(BODY.length) : PAYMENT_HEAD(BODY.length).replace("/v1/payments", "/v1/score");
+      const head =
+        which === "payment"
+          ? PAYMENT_HEAD(BODY.length, await (await identity()).bearer("slow_sender"))
+          : PAYMENT_HEAD(BODY.length, await scoreAuthorization(env), "/v1/score");
       const result = await slowClient(service, head, BODY);
       assert.equal(result.status, 408);
       assert.ok(result.elapsedMs >= 1_400 && result.elapsedMs < 1_500 + SLACK_MS, `closed after ${result.elapsedMs} ms`);
@@ -99,7 +104,10 @@ describe("slow and greedy clients", function () {
   });
 
   it("cuts 50 trickling clients at once in time, answering others meanwhile", async function () {
-    const slow = Array.from({ length: 50 }, () => slowClient(payment, PAYMENT_HEAD(BODY.length), BODY, 200));
+    // 50 users: one user's 50 would meet the per-user rate limit (429) before any body is read.
+    const users = await identity();
+    const heads = await Promise.all(Array.from({ length: 50 }, async (_, i) => PAYMENT_HEAD(BODY.length, await users.bearer(`slow_sender_${i}`))));
+    const slow = heads.map((head) => slowClient(payment, head, BODY, 200));
     await new Promise((resolve) => setTimeout(resolve, 300));
     const meanwhile = await probe(payment);
     const results = await Promise.all(slow);
@@ -178,7 +186,7 @@ describe("slow and greedy clients", function () {
       HTTP_REQUEST_TIMEOUT_MS: "2000",
       SHUTDOWN_TIMEOUT_MS: "8000",
     });
-    const trickling = slowClient(service, PAYMENT_HEAD(BODY.length), BODY, 100);
+    const trickling = slowClient(service, PAYMENT_HEAD(BODY.length, await (await identity()).bearer("slow_sender")), BODY, 100);
     await new Promise((resolve) => setTimeout(resolve, 300));
     const signalled = Date.now();
     service.child.kill("SIGTERM");

@@ -157,6 +157,13 @@ export interface ApiResponse {
 
 let keyCount = 0;
 
+/** `Authorization` of POST /v1/score: payment-service's ServiceAccount token, as the program renders fraud-service to accept it. */
+export async function scoreAuthorization(env: E2E): Promise<string> {
+  const fraud = env.rendered[SERVICES.fraud];
+  const token = await (await clusterIssuer()).serviceAccountToken(fraud.SERVICE_AUTH_SUBJECTS.split(",")[0], { audience: fraud.SERVICE_AUTH_AUDIENCE });
+  return `Bearer ${token}`;
+}
+
 /** A fresh Idempotency-Key. */
 export function newKey(): string {
   keyCount += 1;

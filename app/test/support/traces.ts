@@ -1,6 +1,11 @@
 /** Finding spans in what the trace intake captured. */
 import type { CapturedSpan, TraceIntake } from "./trace-intake";
 
+/** A number in letters (0 → a … 9 → j): for a marker that must survive digit-run scrubbing. */
+export function lettersOf(n: number): string {
+  return String(n).replace(/[0-9]/g, (d) => String.fromCharCode(97 + Number(d)));
+}
+
 export function isRoot(span: CapturedSpan): boolean {
   return span.parentId === "0";
 }
