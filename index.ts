@@ -11,7 +11,7 @@ import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
 import { agentSamplers, TraceRetention } from "./components/sampling";
 import { ServiceNamespace } from "./components/service-namespace";
-import { TracedService } from "./components/traced-service";
+import { agentConnectionOf, TracedService } from "./components/traced-service";
 
 const config = loadConfig();
 const { environment: env, globalTags } = config;
@@ -19,25 +19,32 @@ const { environment: env, globalTags } = config;
 const cluster = new EksCluster("eks", { clusterName: config.cluster.name, region: config.cluster.region });
 const k8s = { provider: cluster.provider };
 
-const agent = new DatadogAgent(
-  "datadog-agent",
-  {
-    namespace: config.datadog.namespace,
-    clusterName: config.cluster.name,
-    site: config.datadog.site,
-    env,
-    globalTags,
-    image: config.datadog.agentImage,
-    apiKey: config.secrets.datadogApiKey,
-    apm: config.datadog.apm,
-    kubeletTlsVerify: config.datadog.kubeletTlsVerify,
-    tolerations: config.datadog.tolerations,
-    agentResources: config.datadog.agentResources,
-    traceAgentResources: config.datadog.traceAgentResources,
-    samplers: agentSamplers(config.sampling),
-  },
-  k8s,
-);
+// With deployAgent false the cluster's own Agent (Helm chart or Operator) takes the traces.
+const agent = config.datadog.deployAgent
+  ? new DatadogAgent(
+      "datadog-agent",
+      {
+        namespace: config.datadog.namespace,
+        clusterName: config.cluster.name,
+        site: config.datadog.site,
+        env,
+        globalTags,
+        image: config.datadog.agentImage,
+        apiKey: config.secrets.datadogApiKey,
+        apm: config.datadog.apm,
+        kubeletTlsVerify: config.datadog.kubeletTlsVerify,
+        tolerations: config.datadog.tolerations,
+        agentResources: config.datadog.agentResources,
+        traceAgentResources: config.datadog.traceAgentResources,
+        samplers: agentSamplers(config.sampling),
+        priorityClass: config.datadog.priorityClass,
+        criSocketPath: config.datadog.criSocketPath,
+        useHostnameFromFile: config.datadog.useHostnameFromFile,
+      },
+      k8s,
+    )
+  : undefined;
+const afterAgent = agent ? [agent] : [];
 
 const namespace = new ServiceNamespace("payments", { name: config.services.namespace }, k8s);
 const common = {
@@ -45,7 +52,7 @@ const common = {
   env,
   globalTags,
   sampling: config.sampling,
-  agent: config.datadog.apm,
+  agent: agentConnectionOf(config.datadog),
 };
 
 const fraud = new TracedService(
@@ -56,7 +63,7 @@ const fraud = new TracedService(
     ...config.services.fraud,
     appEnv: { REDIS_URL: `redis://${config.redis.host}:${config.redis.port}` },
   },
-  { ...k8s, dependsOn: [agent] },
+  { ...k8s, dependsOn: afterAgent },
 );
 
 const payment = new TracedService(
@@ -76,7 +83,7 @@ const payment = new TracedService(
     },
     secretEnv: { PGPASSWORD: config.secrets.databasePassword },
   },
-  { ...k8s, dependsOn: [agent] },
+  { ...k8s, dependsOn: afterAgent },
 );
 
 const retention = new TraceRetention("trace-retention", { policy: config.sampling, env, services: [SERVICES.payment, SERVICES.fraud] });
@@ -87,7 +94,7 @@ const monitors = new ApmMonitors("apm-monitors", {
   notify: config.monitors.notify,
 });
 
-export const datadogNamespace = agent.namespace;
+export const datadogNamespace = agent?.namespace;
 export const servicesNamespace = namespace.name;
 export const services = { payment: payment.serviceName, fraud: fraud.serviceName };
 export const fraudServiceUrl = fraud.url;

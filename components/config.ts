@@ -78,6 +78,25 @@ const resources = (cpu: string, memory: string, memoryLimit: string) =>
     .strict()
     .prefault({});
 
+/** Requests and limits with a CPU limit too (the trace-agent's CPU budget derives from it). */
+const resourcesWithCpuLimit = (cpu: string, memory: string, memoryLimit: string, cpuLimit: string) =>
+  z
+    .object({
+      cpuRequest: quantity().default(cpu),
+      memoryRequest: quantity().default(memory),
+      memoryLimit: quantity().default(memoryLimit),
+      cpuLimit: quantity().default(cpuLimit),
+    })
+    .strict()
+    .prefault({});
+
+/** An absolute path on the node, e.g. /var/run/containerd/containerd.sock. */
+const hostPath = () =>
+  z
+    .string({ error: "must be a string" })
+    .regex(/^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/, "must be an absolute path on the node such as /var/run/containerd/containerd.sock")
+    .refine((s) => !s.split("/").includes(".."), { message: "must not contain '..'" });
+
 const toleration = z
   .object({
     key: z.string().optional(),
@@ -179,8 +198,58 @@ export const stackConfigSchema = z
             error: "must be a Datadog site such as datadoghq.com or datadoghq.eu",
           })
           .default("datadoghq.com"),
+        /**
+         * Deploy the node Agent (namespace, Secret, RBAC, priority class, DaemonSet). false: the
+         * cluster already runs one (Helm chart or Operator) and the services send to it at
+         * `existingAgent`; two Agents on one node break each other's socket and hostPort.
+         */
+        deployAgent: flag().default(true),
+        /** Where the Agent already on every node listens (only with deployAgent: false): its Unix socket, its hostPort, or both. */
+        existingAgent: z
+          .object({
+            /** The trace intake socket on the node, e.g. /var/run/datadog/apm.socket (the chart's and the Operator's default). */
+            socketPath: hostPath().optional(),
+            /** The trace-agent's hostPort on the node, reached at status.hostIP. */
+            port: count(1, 65535).optional(),
+          })
+          .strict()
+          .optional(),
         namespace: dnsLabel().default("datadog"),
-        agentImage: pinnedImage().default("gcr.io/datadoghq/agent:7.81.1"),
+        /** public.ecr.aws: the chart's advice on AWS, no dependency on gcr.io egress. */
+        agentImage: pinnedImage().default("public.ecr.aws/datadog/agent:7.81.1"),
+        /**
+         * The Agent pods' priority class, so they preempt ordinary pods on a full node instead
+         * of staying Pending (the Kubernetes provider waits for the DaemonSet). create: made
+         * here like the chart's agents.priorityClassCreate; false: an existing one, by name.
+         */
+        priorityClass: z
+          .object({
+            create: flag().default(true),
+            /** Default when created: `<datadog.namespace>-datadog-agent`. Required when create is false. */
+            name: dnsLabel().optional(),
+            /** The chart's default, the highest a user-defined class may have. */
+            value: count(1, 1_000_000_000).default(1_000_000_000),
+          })
+          .strict()
+          .prefault({})
+          .superRefine((p, ctx) => {
+            if (!p.create && p.name === undefined) {
+              ctx.addIssue({ code: "custom", path: ["name"], message: "is required when create is false: name the existing priority class" });
+            }
+            if (p.create && p.name?.startsWith("system-")) {
+              ctx.addIssue({ code: "custom", path: ["name"], message: "must not start with 'system-' (reserved by Kubernetes)", input: p.name });
+            }
+          }),
+        /**
+         * The container runtime socket on the node: containerd on AL2/AL2023
+         * (/var/run/containerd/containerd.sock); Bottlerocket: /run/dockershim.sock.
+         */
+        criSocketPath: hostPath().default("/var/run/containerd/containerd.sock"),
+        /**
+         * The chart's providers.eks.ec2.useHostnameFromFile: read the hostname from the node's
+         * cloud-init instance-id file, for nodes whose IMDSv2 hop limit of 1 keeps the Agent from IMDS.
+         */
+        useHostnameFromFile: flag().default(false),
         apm: z
           .object({
             /** Unix socket /var/run/datadog/apm.socket, shared with app pods by hostPath (Datadog's recommendation). */
@@ -196,10 +265,24 @@ export const stackConfigSchema = z
         kubeletTlsVerify: flag().default(false),
         tolerations: z.array(toleration).default([]),
         agentResources: resources("200m", "256Mi", "512Mi"),
-        traceAgentResources: resources("100m", "200Mi", "400Mi"),
+        /** Its limits are the trace-agent's budget too (DD_APM_MAX_MEMORY, DD_APM_MAX_CPU_PERCENT). */
+        traceAgentResources: resourcesWithCpuLimit("100m", "200Mi", "400Mi", "1"),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .superRefine((d, ctx) => {
+        const existing = d.existingAgent;
+        if (!d.deployAgent && existing?.socketPath === undefined && existing?.port === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["existingAgent"],
+            message: "is required when deployAgent is false: set existingAgent.socketPath (e.g. /var/run/datadog/apm.socket) or existingAgent.port (e.g. 8126) of the Agent already on the nodes",
+          });
+        }
+        if (d.deployAgent && existing !== undefined) {
+          ctx.addIssue({ code: "custom", path: ["existingAgent"], message: "is only read when deployAgent is false: remove it, or set deployAgent to false", input: existing });
+        }
+      }),
     services: z
       .object({
         namespace: dnsLabel().default("payments"),
@@ -345,7 +428,7 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): s
     return issue.keys.map((k) => `${key([...path, k])} is not a known setting`);
   }
   const value = valueAt(raw, path);
-  if (value === undefined) return [`${key(path)} is required`];
+  if (value === undefined) return [issue.code === "custom" ? `${key(path)} ${issue.message}` : `${key(path)} is required`];
   const message = issue.code === "invalid_type" && !/^must/.test(issue.message) ? `must be ${issue.expected}` : issue.message;
   return [`${key(path)} ${message}, got ${JSON.stringify(value)}`];
 }

@@ -24,12 +24,20 @@
  *   catch-all toleration would otherwise leave pods Pending there and stall the rollout.
  * - DD_TAGS is space-separated, the chart's long-standing form (recent chart versions render
  *   a JSON list; the Agent reads both, and tag values here cannot contain spaces).
- * - No priority class: the chart sets one only when asked (`agents.priorityClassCreate`).
+ * - A priority class always (created here by default, like the chart's
+ *   `agents.priorityClassCreate: true`, or an existing one): the Kubernetes provider waits for
+ *   the DaemonSet to be ready, so one Agent pod Pending on a full node would fail `pulumi up`.
+ *   The chart sets none unless asked.
+ * - The trace-agent is told its memory and CPU budget (DD_APM_MAX_MEMORY,
+ *   DD_APM_MAX_CPU_PERCENT) from its container's limits (traceAgentBudget); the chart leaves
+ *   the Agent's defaults, which do not follow the container's limits.
+ * - The image comes from public.ecr.aws/datadog by default (the chart's advice on AWS).
  * - The namespace is created here and labelled for the `privileged` Pod Security level that
  *   hostPath, hostPort and root require.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as path from "node:path";
 import { secretChecksumAnnotations } from "./secret-checksum";
 
 /** Host directory holding the Agent's Unix sockets; app pods mount it by hostPath. */
@@ -52,6 +60,17 @@ export interface ResourceSettings {
   readonly cpuRequest: string;
   readonly memoryRequest: string;
   readonly memoryLimit: string;
+  /** A CPU limit, when set (the trace-agent's CPU budget derives from it). Default: none. */
+  readonly cpuLimit?: string;
+}
+/** The Agent pods' priority class. */
+export interface PriorityClassSettings {
+  /** Create it (true) or use an existing one (false). */
+  readonly create: boolean;
+  /** Its name. Default: `<namespace>-datadog-agent` (cluster-scoped, so qualified like the ClusterRole). */
+  readonly name?: string;
+  /** Its value when created. Default 1000000000, the chart's. */
+  readonly value?: number;
 }
 export interface Toleration {
   readonly key?: string;
@@ -70,7 +89,7 @@ export interface DatadogAgentArgs {
   readonly env: string;
   /** Global tags (cluster, region, deployment) → DD_TAGS "cluster:x region:y deployment:z". */
   readonly globalTags: Readonly<Record<string, string>>;
-  /** Pinned Agent image, e.g. gcr.io/datadoghq/agent:7.81.1. */
+  /** Pinned Agent image, e.g. public.ecr.aws/datadog/agent:7.81.1. */
   readonly image: string;
   /** The API key, a secret Output: it only ever goes into the Secret (its hash, into the pod template). */
   readonly apiKey: pulumi.Input<string>;
@@ -82,6 +101,19 @@ export interface DatadogAgentArgs {
   readonly agentResources: ResourceSettings;
   readonly traceAgentResources: ResourceSettings;
   readonly samplers: AgentSamplers;
+  /** The pods' priority class. Default: create `<namespace>-datadog-agent` with value 1000000000. */
+  readonly priorityClass?: PriorityClassSettings;
+  /**
+   * The container runtime socket on the node. Default /var/run/containerd/containerd.sock
+   * (AL2, AL2023); Bottlerocket: /run/dockershim.sock. Its directory is mounted read-only.
+   */
+  readonly criSocketPath?: string;
+  /**
+   * Read the hostname from the node's cloud-init instance-id file (the chart's
+   * `providers.eks.ec2.useHostnameFromFile`), for nodes whose IMDS hop limit of 1 keeps
+   * the Agent from the instance metadata. Default false.
+   */
+  readonly useHostnameFromFile?: boolean;
 }
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
@@ -108,8 +140,65 @@ export const API_KEY_SECRET_KEY = "api-key";
 
 const CONFIG_DIR = "/etc/datadog-agent";
 const AUTH_DIR = `${CONFIG_DIR}/auth`;
-/** The containerd socket as seen inside the containers (host /var/run is mounted at /host/var/run). */
-export const CRI_SOCKET_PATH = "/host/var/run/containerd/containerd.sock";
+/** The containerd socket of EKS's AL2 and AL2023 nodes. */
+export const DEFAULT_CRI_SOCKET_PATH = "/var/run/containerd/containerd.sock";
+/** The containerd socket as seen inside the containers by default (its host directory is mounted under /host). */
+export const CRI_SOCKET_PATH = `/host${DEFAULT_CRI_SOCKET_PATH}`;
+/** The node's cloud-init instance-id file, the hostname source of `useHostnameFromFile` (as in the chart). */
+export const CLOUD_INIT_INSTANCE_ID_PATH = "/var/lib/cloud/data/instance-id";
+/** The chart's default priority value for the Agent pods. */
+export const DEFAULT_PRIORITY_CLASS_VALUE = 1_000_000_000;
+
+/**
+ * The host directory mounted read-only for the runtime socket, and the paths the containers
+ * see (under /host, as in the chart). A socket under /var/run or /run gets that whole run
+ * directory, as Datadog's CRI and containerd docs mount it; any other path its own directory.
+ */
+export function criSocketMount(criSocketPath: string = DEFAULT_CRI_SOCKET_PATH) {
+  const runDir = ["/var/run", "/run"].find((dir) => criSocketPath.startsWith(`${dir}/`));
+  const hostDir = runDir ?? path.posix.dirname(criSocketPath);
+  return { hostDir, mountPath: path.posix.join("/host", hostDir), socketInContainer: path.posix.join("/host", criSocketPath) };
+}
+
+const UNITS: Readonly<Record<string, number>> = { "": 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/** A Kubernetes quantity ("400Mi", "1", "500m") as a number of base units (bytes, cores). */
+export function parseQuantity(quantity: string): number {
+  const m = /^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(quantity);
+  if (!m) throw new Error(`not a Kubernetes quantity: ${JSON.stringify(quantity)}`);
+  return Number(m[1]) * UNITS[m[2] ?? ""];
+}
+
+/** What the trace-agent is told it may use. */
+export interface TraceAgentBudget {
+  /** DD_APM_MAX_MEMORY, bytes of Go heap. */
+  readonly maxMemoryBytes: number;
+  /** DD_APM_MAX_CPU_PERCENT, % of one core; 0 turns the CPU limiter off. */
+  readonly maxCpuPercent: number;
+}
+
+/**
+ * The trace-agent's budget from its container's limits. In a container it sets none of its
+ * own that follows the limits: above max_memory its receiver refuses payloads (load shedding,
+ * counted in datadog.trace_agent.receiver.ratelimit), and above 1.5 × max_memory its watchdog
+ * exits (docs: tracing/troubleshooting/agent_rate_limits). Half the memory limit keeps that
+ * exit at 75 % of the limit in heap, leaving room for the Go runtime before the kernel's OOM
+ * kill, so a burst is shed instead of killing the container. CPU: the limit in % of a core,
+ * so it refuses payloads before the CFS quota throttles it (and its queues grow); without a
+ * CPU limit 0, the Agent's way of leaving CPU to the orchestrator.
+ */
+export function traceAgentBudget(resources: ResourceSettings): TraceAgentBudget {
+  return {
+    maxMemoryBytes: Math.floor(parseQuantity(resources.memoryLimit) / 2),
+    maxCpuPercent: resources.cpuLimit === undefined ? 0 : Math.round(parseQuantity(resources.cpuLimit) * 100),
+  };
+}
+
+/** The priority class the pods use, with its defaults applied. */
+export function priorityClassOf(args: Pick<DatadogAgentArgs, "namespace" | "priorityClass">): Required<PriorityClassSettings> {
+  const p = args.priorityClass ?? { create: true };
+  return { create: p.create, name: p.name ?? `${args.namespace}-${AGENT_APP_NAME}`, value: p.value ?? DEFAULT_PRIORITY_CLASS_VALUE };
+}
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const CLUSTER_NAME = /^[a-z0-9]([a-z0-9.-]{0,78}[a-z0-9])?$/;
@@ -162,8 +251,28 @@ export function datadogAgentArgsProblems(name: string, args: DatadogAgentArgs): 
   });
   for (const field of ["agentResources", "traceAgentResources"] as const) {
     for (const [key, value] of Object.entries(args[field])) {
-      if (!QUANTITY.test(value)) problem(`${field}.${key}`, `must be a Kubernetes quantity such as "100m" or "256Mi", got ${JSON.stringify(value)}`);
+      if (value !== undefined && !QUANTITY.test(value)) problem(`${field}.${key}`, `must be a Kubernetes quantity such as "100m" or "256Mi", got ${JSON.stringify(value)}`);
     }
+  }
+  const traceLimits = args.traceAgentResources;
+  const quantitiesValid = [traceLimits.memoryLimit, traceLimits.cpuLimit ?? "0"].every((q) => QUANTITY.test(q));
+  if (quantitiesValid && traceAgentBudget(traceLimits).maxMemoryBytes < 32 * 2 ** 20) {
+    problem("traceAgentResources.memoryLimit", `must be at least 64Mi: half of it is the trace-agent's memory budget, got ${JSON.stringify(args.traceAgentResources.memoryLimit)}`);
+  }
+  const priority = priorityClassOf(args);
+  // The default name derives from the namespace, already checked above.
+  const givenName = args.priorityClass?.name;
+  if (givenName !== undefined && (!DNS_LABEL.test(givenName) || givenName.length > 63)) {
+    problem("priorityClass.name", `must be a DNS-1123 label, got ${JSON.stringify(givenName)}`);
+  } else if (givenName === undefined && args.priorityClass?.create === false) {
+    problem("priorityClass.name", "is required when create is false: name the existing priority class");
+  }
+  if (!Number.isInteger(priority.value) || priority.value < 1 || priority.value > DEFAULT_PRIORITY_CLASS_VALUE) {
+    problem("priorityClass.value", `must be a whole number between 1 and ${DEFAULT_PRIORITY_CLASS_VALUE}, got ${priority.value}`);
+  }
+  const cri = args.criSocketPath ?? DEFAULT_CRI_SOCKET_PATH;
+  if (!path.posix.isAbsolute(cri) || cri.split("/").includes("..") || path.posix.dirname(cri) === "/") {
+    problem("criSocketPath", `must be an absolute path to a socket below a directory, got ${JSON.stringify(cri)}`);
   }
   const s = args.samplers;
   if (!(s.targetTracesPerSecond > 0) || !Number.isFinite(s.targetTracesPerSecond)) {
@@ -219,8 +328,12 @@ export function agentEnv(args: DatadogAgentArgs): AgentContainersEnv {
     { name: "DD_KUBERNETES_KUBELET_HOST", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
     ...literal({
       DD_KUBELET_TLS_VERIFY: String(args.kubeletTlsVerify),
-      // EKS nodes run containerd; its socket sits under the read-only host /var/run mount.
-      DD_CRI_SOCKET_PATH: CRI_SOCKET_PATH,
+      // The runtime socket, under its host directory mounted read-only at /host/<dir>.
+      DD_CRI_SOCKET_PATH: criSocketMount(args.criSocketPath).socketInContainer,
+      // EKS nodes run containerd on every AMI; on Bottlerocket its socket has another name
+      // (/run/dockershim.sock), so the Agent cannot detect it from the path alone.
+      DD_AUTOCONFIG_INCLUDE_FEATURES: "containerd",
+      ...(args.useHostnameFromFile ? { DD_HOSTNAME_FILE: CLOUD_INIT_INSTANCE_ID_PATH } : {}),
     }),
   ];
 
@@ -257,11 +370,16 @@ export function agentEnv(args: DatadogAgentArgs): AgentContainersEnv {
     DD_APM_OBFUSCATION_REDIS_ENABLED: "true",
     DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS: "true",
   });
+  const budget = traceAgentBudget(args.traceAgentResources);
+  const traceAgentBudgetEnv = literal({
+    DD_APM_MAX_MEMORY: String(budget.maxMemoryBytes),
+    DD_APM_MAX_CPU_PERCENT: String(budget.maxCpuPercent),
+  });
 
   return {
     agent: [...shared, ...coreAgent, ...apm],
     // The trace-agent's DogStatsD proxy (used by the tracers) forwards to the socket when set.
-    traceAgent: [...shared, ...literal({ DD_LOG_LEVEL: "INFO" }), ...apm, ...literal(dogstatsdSocket)],
+    traceAgent: [...shared, ...literal({ DD_LOG_LEVEL: "INFO" }), ...apm, ...traceAgentBudgetEnv, ...literal(dogstatsdSocket)],
     init: [...shared, ...literal({ DD_LEADER_ELECTION: "true", DD_LEADER_ELECTION_DEFAULT_RESOURCE: "lease" })],
   };
 }
@@ -299,6 +417,8 @@ export class DatadogAgent extends pulumi.ComponentResource {
   public readonly namespace: pulumi.Output<string>;
   public readonly daemonSetName: pulumi.Output<string>;
   public readonly secretName: pulumi.Output<string>;
+  /** The priority class of the Agent pods (created here or existing). */
+  public readonly priorityClassName: pulumi.Output<string>;
 
   constructor(name: string, args: DatadogAgentArgs, opts?: pulumi.ComponentResourceOptions) {
     validateDatadogAgentArgs(name, args);
@@ -361,13 +481,33 @@ export class DatadogAgent extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    const priority = priorityClassOf(args);
+    const priorityClass = priority.create
+      ? new k8s.scheduling.v1.PriorityClass(
+          `${name}-priority-class`,
+          {
+            metadata: { name: priority.name, labels },
+            value: priority.value,
+            preemptionPolicy: "PreemptLowerPriority",
+            globalDefault: false,
+            description: "Datadog Agent pods: scheduled ahead of ordinary pods, preempting them on a full node, so every node keeps its Agent.",
+          },
+          { parent: this },
+        )
+      : undefined;
+
     const env = agentEnv(args);
     const socketDir: VolumeMount[] = args.apm.socketEnabled ? [{ name: "socket-dir", mountPath: APM_SOCKET_DIR, readOnly: false }] : [];
     const hostMount = (volume: string, mountPath: string): VolumeMount => ({ name: volume, mountPath, mountPropagation: "None", readOnly: true });
     const resources = (r: ResourceSettings) => ({
       requests: { cpu: r.cpuRequest, memory: r.memoryRequest },
-      limits: { memory: r.memoryLimit },
+      limits: { memory: r.memoryLimit, ...(r.cpuLimit !== undefined ? { cpu: r.cpuLimit } : {}) },
     });
+    const cri = criSocketMount(args.criSocketPath);
+    const runtimeSocketMount = hostMount("runtimesocketdir", cri.mountPath);
+    const instanceIdMount: VolumeMount[] = args.useHostnameFromFile
+      ? [{ name: "cloudinit-instance-id-file", mountPath: CLOUD_INIT_INSTANCE_ID_PATH, readOnly: true }]
+      : [];
     const probe = (path: string) => ({
       httpGet: { path, port: AGENT_HEALTH_PORT, scheme: "HTTP" },
       initialDelaySeconds: 15,
@@ -400,6 +540,7 @@ export class DatadogAgent extends pulumi.ComponentResource {
             },
             spec: {
               serviceAccountName: names.serviceAccount,
+              priorityClassName: priority.name,
               automountServiceAccountToken: true,
               // Root, as in the chart: a non-root Agent cannot create its sockets in the host
               // directory /var/run/datadog (datadog-agent#17713), and it reads host /proc.
@@ -440,7 +581,8 @@ export class DatadogAgent extends pulumi.ComponentResource {
                     { name: "config", mountPath: CONFIG_DIR, readOnly: false },
                     { name: "logdatadog", mountPath: "/var/log/datadog", readOnly: false },
                     hostMount("procdir", "/host/proc"),
-                    hostMount("runtimesocketdir", "/host/var/run"),
+                    runtimeSocketMount,
+                    ...instanceIdMount,
                   ],
                 },
               ],
@@ -464,9 +606,10 @@ export class DatadogAgent extends pulumi.ComponentResource {
                     { name: "tmpdir", mountPath: "/tmp", readOnly: false },
                     { name: "datadogrun", mountPath: "/opt/datadog-agent/run", readOnly: false },
                     ...socketDir,
-                    hostMount("runtimesocketdir", "/host/var/run"),
+                    runtimeSocketMount,
                     hostMount("procdir", "/host/proc"),
                     hostMount("cgroups", "/host/sys/fs/cgroup"),
+                    ...instanceIdMount,
                     { name: "passwd", mountPath: "/etc/passwd", readOnly: true },
                   ],
                 },
@@ -493,9 +636,10 @@ export class DatadogAgent extends pulumi.ComponentResource {
                     { name: "logdatadog", mountPath: "/var/log/datadog", readOnly: false },
                     { name: "tmpdir", mountPath: "/tmp", readOnly: false },
                     ...socketDir,
-                    hostMount("runtimesocketdir", "/host/var/run"),
+                    runtimeSocketMount,
                     hostMount("procdir", "/host/proc"),
                     hostMount("cgroups", "/host/sys/fs/cgroup"),
+                    ...instanceIdMount,
                   ],
                 },
               ],
@@ -508,19 +652,23 @@ export class DatadogAgent extends pulumi.ComponentResource {
                 ...(args.apm.socketEnabled ? [{ name: "socket-dir", hostPath: { path: APM_SOCKET_DIR, type: "DirectoryOrCreate" } }] : []),
                 { name: "procdir", hostPath: { path: "/proc" } },
                 { name: "cgroups", hostPath: { path: "/sys/fs/cgroup" } },
-                { name: "runtimesocketdir", hostPath: { path: "/var/run" } },
+                { name: "runtimesocketdir", hostPath: { path: cri.hostDir } },
+                ...(args.useHostnameFromFile
+                  ? [{ name: "cloudinit-instance-id-file", hostPath: { path: CLOUD_INIT_INSTANCE_ID_PATH, type: "File" } }]
+                  : []),
                 { name: "passwd", hostPath: { path: "/etc/passwd" } },
               ],
             },
           },
         },
       },
-      { parent: this, dependsOn: [secret, clusterRoleBinding] },
+      { parent: this, dependsOn: [secret, clusterRoleBinding, ...(priorityClass ? [priorityClass] : [])] },
     );
 
     this.namespace = namespace;
     this.daemonSetName = daemonSet.metadata.name;
     this.secretName = secret.metadata.name;
-    this.registerOutputs({ namespace: this.namespace, daemonSetName: this.daemonSetName, secretName: this.secretName });
+    this.priorityClassName = pulumi.output(priority.name);
+    this.registerOutputs({ namespace: this.namespace, daemonSetName: this.daemonSetName, secretName: this.secretName, priorityClassName: this.priorityClassName });
   }
 }

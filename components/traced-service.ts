@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as path from "node:path";
 import { DEFAULT_PORT, ROUTES, type ServiceName } from "../app/src/tracing/conventions";
 import { APM_SOCKET_DIR, APM_SOCKET_PATH } from "./datadog-agent";
 import type { ResourceSettings } from "./datadog-agent";
@@ -8,11 +9,54 @@ import { secretChecksumAnnotations } from "./secret-checksum";
 
 /** How pods on a node reach the node's trace-agent. Mirrors the Agent's `apm` settings. */
 export interface AgentConnection {
-  /** The Agent listens on /var/run/datadog/apm.socket (preferred when both are on). */
+  /** The Agent listens on a Unix socket on the node (preferred when both are on). */
   readonly socketEnabled: boolean;
   /** The Agent listens on hostPort `port` of the node. */
   readonly portEnabled: boolean;
   readonly port: number;
+  /** The socket's path on the node. Default /var/run/datadog/apm.socket (ours, the chart's and the Operator's). */
+  readonly socketPath?: string;
+}
+
+/** The Datadog settings that decide where tracers send (`payments-apm:datadog.*`). */
+export interface AgentPlacement {
+  readonly deployAgent: boolean;
+  readonly apm: { readonly socketEnabled: boolean; readonly portEnabled: boolean; readonly port: number };
+  readonly existingAgent?: { readonly socketPath?: string; readonly port?: number };
+}
+
+/**
+ * Where the services reach the node's trace-agent: ours (its `apm` settings), or the one
+ * already on the nodes when deployAgent is false (its socket, else its hostPort).
+ */
+export function agentConnectionOf(datadog: AgentPlacement): AgentConnection {
+  if (datadog.deployAgent) return datadog.apm;
+  const existing = datadog.existingAgent;
+  if (existing?.socketPath === undefined && existing?.port === undefined) {
+    throw new Error("datadog.existingAgent needs socketPath or port when deployAgent is false");
+  }
+  return { socketEnabled: existing.socketPath !== undefined, portEnabled: existing.port !== undefined, port: existing.port ?? 8126, socketPath: existing.socketPath };
+}
+
+/** The env that points a tracer at the node's trace-agent: the socket, or the node's IP and hostPort. */
+export function agentAddressEnv(agent: AgentConnection): EnvVar[] {
+  return agent.socketEnabled
+    ? [{ name: "DD_TRACE_AGENT_URL", value: `unix://${agent.socketPath ?? APM_SOCKET_PATH}` }]
+    : [
+        { name: "DD_AGENT_HOST", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
+        { name: "DD_TRACE_AGENT_PORT", value: String(agent.port) },
+      ];
+}
+
+/** The socket's host directory as a volume and its read-only mount, when the socket is used. */
+export function agentSocketVolume(agent: AgentConnection): { volumes: k8s.types.input.core.v1.Volume[]; mounts: k8s.types.input.core.v1.VolumeMount[] } {
+  if (!agent.socketEnabled) return { volumes: [], mounts: [] };
+  const dir = agent.socketPath === undefined ? APM_SOCKET_DIR : path.posix.dirname(agent.socketPath);
+  return {
+    volumes: [{ name: "apm-socket", hostPath: { path: dir, type: "DirectoryOrCreate" } }],
+    // Connecting to a Unix socket needs no write access to the mount: read-only is enough.
+    mounts: [{ name: "apm-socket", mountPath: dir, readOnly: true }],
+  };
 }
 
 export interface TracedServiceArgs {
@@ -66,12 +110,7 @@ export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" |
     valueFrom: { fieldRef: { fieldPath: `metadata.labels['${label(key)}']` } },
   });
   const literal = (env: Readonly<Record<string, string>>): EnvVar[] => Object.entries(env).map(([name, value]) => ({ name, value }));
-  const agentAddress: EnvVar[] = args.agent.socketEnabled
-    ? [{ name: "DD_TRACE_AGENT_URL", value: `unix://${APM_SOCKET_PATH}` }]
-    : [
-        { name: "DD_AGENT_HOST", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
-        { name: "DD_TRACE_AGENT_PORT", value: String(args.agent.port) },
-      ];
+  const agentAddress = agentAddressEnv(args.agent);
   const secretEnv: EnvVar[] = Object.keys(args.secretEnv ?? {}).map((name) => ({
     name,
     valueFrom: { secretKeyRef: { name: secretNameFor(args.service), key: name } },
@@ -125,13 +164,9 @@ export class TracedService extends pulumi.ComponentResource {
       );
     }
 
-    const volumes: k8s.types.input.core.v1.Volume[] = [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }];
-    const mounts: k8s.types.input.core.v1.VolumeMount[] = [{ name: "tmp", mountPath: "/tmp" }];
-    if (args.agent.socketEnabled) {
-      // Connecting to a Unix socket needs no write access to the mount: read-only is enough.
-      volumes.push({ name: "apm-socket", hostPath: { path: APM_SOCKET_DIR, type: "DirectoryOrCreate" } });
-      mounts.push({ name: "apm-socket", mountPath: APM_SOCKET_DIR, readOnly: true });
-    }
+    const socket = agentSocketVolume(args.agent);
+    const volumes: k8s.types.input.core.v1.Volume[] = [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }, ...socket.volumes];
+    const mounts: k8s.types.input.core.v1.VolumeMount[] = [{ name: "tmp", mountPath: "/tmp" }, ...socket.mounts];
 
     const httpGet = (path: string) => ({ httpGet: { path, port: "http" } });
     const deployment = new k8s.apps.v1.Deployment(

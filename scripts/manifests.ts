@@ -12,7 +12,7 @@ export interface KubernetesObject {
 }
 
 /** Apply order: what others refer to first (as `kubectl apply -f dir/` reads files sorted by name). */
-const KIND_ORDER = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "DaemonSet", "Deployment", "PodDisruptionBudget"];
+const KIND_ORDER = ["Namespace", "PriorityClass", "ServiceAccount", "Secret", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "DaemonSet", "Job", "Deployment", "PodDisruptionBudget"];
 
 export const isKubernetesResource = (r: RecordedResource) => r.type.startsWith("kubernetes:");
 

@@ -59,7 +59,7 @@ describe("stack config", () => {
       { p95: 2, err: 0.05, db: 1 },
     );
     assert.deepEqual(s.datadog.apm, { socketEnabled: true, portEnabled: false, port: 8126 });
-    assert.equal(s.datadog.agentImage, "gcr.io/datadoghq/agent:7.81.1");
+    assert.equal(s.datadog.agentImage, "public.ecr.aws/datadog/agent:7.81.1");
   });
 
   it("takes numbers and booleans typed as strings by `pulumi config set --path`", () => {

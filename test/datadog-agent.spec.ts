@@ -219,7 +219,7 @@ describe("DatadogAgent", () => {
     });
 
     it("renders objects that pass the Kubernetes schemas in every APM mode", () => {
-      for (const mode of modes) assert.equal(assertValidKubernetesObjects(rendered[mode].run.resources), 6, mode);
+      for (const mode of modes) assert.equal(assertValidKubernetesObjects(rendered[mode].run.resources), 7, mode);
     });
 
     it("creates every Kubernetes object with the provider passed in opts", () => {
@@ -277,6 +277,7 @@ describe("DatadogAgent", () => {
         ServiceAccount: ["datadog-agent", "datadog"],
         ClusterRole: ["datadog-datadog-agent", undefined],
         ClusterRoleBinding: ["datadog-datadog-agent", undefined],
+        PriorityClass: ["datadog-datadog-agent", undefined],
         DaemonSet: ["datadog-agent", "datadog"],
       });
       assert.deepEqual(kubernetesObjects(r).map((o) => o.name).sort(), [
@@ -285,6 +286,7 @@ describe("DatadogAgent", () => {
         "datadog-agent-cluster-role-binding",
         "datadog-agent-daemonset",
         "datadog-agent-namespace",
+        "datadog-agent-priority-class",
         "datadog-agent-service-account",
       ]);
       assert.equal(only(r, "kubernetes:core/v1:Namespace").inputs.metadata.labels["pod-security.kubernetes.io/enforce"], "privileged");
@@ -338,7 +340,7 @@ describe("DatadogAgent", () => {
       for (const c of pod.containers) assert.deepEqual(c.securityContext, { readOnlyRootFilesystem: true }, c.name);
       assert.deepEqual(container(r, "agent").command, ["agent", "run"]);
       assert.deepEqual(container(r, "trace-agent").command, ["trace-agent", "-config=/etc/datadog-agent/datadog.yaml"]);
-      assert.equal(pod.priorityClassName, undefined);
+      assert.equal(pod.priorityClassName, "datadog-datadog-agent");
       assert.equal(pod.hostNetwork, undefined);
       assert.equal(pod.hostPID, undefined);
     });

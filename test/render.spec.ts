@@ -55,13 +55,13 @@ describe("npm run render", function () {
     assert.ok(Object.keys(files).some((f) => /^datadog\/Monitor-.+\.json$/.test(f)));
     assert.ok(Object.keys(files).some((f) => /^datadog\/ApmRetentionFilter-.+\.json$/.test(f)));
     assert.match(stdout, /Resources by type:/);
-    assert.match(stdout, /gcr\.io\/datadoghq\/agent:7\.81\.1/);
+    assert.match(stdout, /public\.ecr\.aws\/datadog\/agent:7\.81\.1/);
     assert.match(stdout, /DD_TRACE_SAMPLING_RULES=\[/);
     assert.match(stdout, /percentile\(last_5m\):p95:trace\.payment\.process_payment\{env:prod,service:payment-service\} > 2/);
-    const secret = files["kubernetes/02-secret-datadog-datadog-agent-api-key.yaml"];
+    const secret = files["kubernetes/03-secret-datadog-datadog-agent-api-key.yaml"];
     assert.match(secret, /PLACEHOLDER-SECRET\(datadog:apiKey\)/, "secrets are visible placeholders");
     // Checksum annotations are written out (the mocks unwrap secrets): the hash of the placeholder data.
-    const ds = yaml.load(files["kubernetes/09-daemonset-datadog-datadog-agent.yaml"]) as any;
+    const ds = yaml.load(files["kubernetes/10-daemonset-datadog-datadog-agent.yaml"]) as any;
     const placeholderData = '{"api-key":"PLACEHOLDER-SECRET(datadog:apiKey)"}';
     assert.equal(ds.spec.template.metadata.annotations["checksum/datadog-agent-api-key"], createHash("sha256").update(placeholderData).digest("hex"));
 
