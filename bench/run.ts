@@ -2,7 +2,7 @@
  * npm run bench [-- --duration 8 --rounds 3 --connections 32 …]
  * npm run bench -- --profile          (CPU profiles instead: see bench/profile.ts)
  *
- * Starts fraud-service and payment-service (compiled, Node 22, the prod env) once per
+ * Starts fraud-service and payment-service (compiled, on the image's Node, the prod env) once per
  * configuration against a database of its own, Redis and a local trace intake, and drives
  * POST /v1/payments with autocannon, alternating untraced / traced with prod sampling /
  * traced at 100 % / the pgbench ceiling, one round each per cycle. The first cycle warms

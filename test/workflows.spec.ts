@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
 import { REPO_ROOT } from "../scripts/mock-engine";
+import { imageNodeMajor } from "./support/image-node";
 
 const WORKFLOWS = path.join(REPO_ROOT, ".github", "workflows");
 
@@ -108,6 +109,19 @@ describe("GitHub workflows (.github/workflows)", () => {
     assert.ok(checked >= 15, `${checked} credential settings checked`);
   });
 
+  it("runs every job that sets up Node on the Node major of the services' image", () => {
+    let checked = 0;
+    for (const [file, w] of Object.entries(workflows)) {
+      for (const [jobId, job] of Object.entries(w.jobs)) {
+        const node = stepUsing(job, "actions/setup-node");
+        if (!node) continue;
+        checked++;
+        assert.equal(node.with?.["node-version"], imageNodeMajor(), `${file} ${jobId}`);
+      }
+    }
+    assert.ok(checked >= 4, `${checked} jobs checked`);
+  });
+
   describe("pull-request.yml", () => {
     it("runs on pull requests to main", () => {
       assert.deepEqual(Object.keys(pr().on), ["pull_request"]);
@@ -126,7 +140,7 @@ describe("GitHub workflows (.github/workflows)", () => {
       );
       assert.equal(test.services!.postgres.env?.POSTGRES_HOST_AUTH_METHOD, "trust", "the app tests connect as postgres without a password");
       const node = stepUsing(test, "actions/setup-node")!;
-      assert.deepEqual(node.with, { "node-version": 22, cache: "npm" });
+      assert.deepEqual(node.with, { "node-version": imageNodeMajor(), cache: "npm" }, "the Node major of the services' image");
       assert.ok(stepUsing(test, "actions/checkout"));
       assert.match(runs(test), /npm ci/);
       assert.match(runs(test), /npm test/);

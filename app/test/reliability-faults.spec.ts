@@ -230,7 +230,10 @@ describe("reliability: faults", function () {
               intake = started;
               agentUrl = started.url;
             }
-            const fraud = await startFraudService(wiring, { DD_TRACE_AGENT_URL: agentUrl });
+            // A patient Redis deadline too: the subject is the trace agent, not Redis on a
+            // starved machine (with 8 services on 2 shared cores, Node 24 missed the 200 ms
+            // default often enough to hold payments for review).
+            const fraud = await startFraudService(wiring, { DD_TRACE_AGENT_URL: agentUrl, REDIS_COMMAND_TIMEOUT_MS: "2000" });
             cleanups.push(() => fraud.stop());
             const service = await startPaymentService(wiring, {
               DD_TRACE_AGENT_URL: agentUrl,

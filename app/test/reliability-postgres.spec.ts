@@ -10,6 +10,7 @@
  * acknowledgement); the ledger stays sound.
  */
 import assert from "node:assert/strict";
+import type { Pool } from "pg";
 import { FAILURE_REASONS, SERVICES, SPANS, TAGS } from "../src/tracing/conventions";
 import { startPaymentService } from "./support/e2e";
 import { FraudStandIn } from "./support/fraud-stand-in";
@@ -97,6 +98,19 @@ class PaymentStream {
   }
 }
 
+/** Waits until at least `n` statements on the server wait for a lock (10 s at most). */
+async function waitForLockWaits(pool: Pool, n: number): Promise<void> {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const { rows } = await pool.query<{ waiting: number }>(
+      "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+    );
+    if (rows[0].waiting >= n) return;
+    if (Date.now() > until) throw new Error(`no payment waited for the locked wallet within 10 s (${rows[0].waiting})`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 function outcome(answer: Pick<HttpAnswer, "status" | "body">): string {
   const error = answer.body?.error;
   return typeof error === "string" ? `${answer.status} ${error}` : String(answer.status);
@@ -158,8 +172,18 @@ describe("reliability: PostgreSQL restarted under load", function () {
     stream.start();
     try {
       await stream.until("60 payments before the restart", (s) => s.filter((x) => x.answer.status === 201).length >= 60);
+      // Work the outage must catch: one sender's wallet row stays locked by a transaction of
+      // the test's, so that sender's payments are waiting inside transfer_funds when the
+      // server goes down. Without it, whether any payment is still mid-flight at that moment
+      // depends on how fast the service answers.
+      const locker = await wiring.db.pool.connect();
+      locker.on("error", () => undefined);
+      await locker.query("BEGIN");
+      await locker.query("SELECT 1 FROM wallets WHERE user_id = $1 FOR UPDATE", [senders[0]]);
+      await waitForLockWaits(wiring.db.pool, 1);
       stream.phase = "stopping";
       await postgres.stopServer(mode);
+      locker.release(true);
       stream.phase = "down";
       await stream.until("20 payments sent while the server is down", (s) => s.filter((x) => x.sentIn === "down").length >= 20);
       stream.phase = "starting";

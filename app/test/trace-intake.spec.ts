@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
 import { encode } from "@msgpack/msgpack";
+import { SERVICE_NODE } from "./support/services";
 import { CapturedSpan, TraceIntake } from "./support/trace-intake";
 
 /** The app workspace: `require('dd-trace')` resolves from here. */
@@ -70,6 +71,9 @@ function probeEnv(intake: TraceIntake, extra: Record<string, string> = {}): Reco
     DD_TAGS: "cluster:c1,region:r1",
     DD_REMOTE_CONFIGURATION_ENABLED: "false",
     DD_INSTRUMENTATION_TELEMETRY_ENABLED: "false",
+    // dd-trace 6 prints its configuration at start by default: the tests read stderr for
+    // what the tracer has to complain about.
+    DD_TRACE_STARTUP_LOGS: "false",
     ...extra,
   };
 }
@@ -77,7 +81,7 @@ function probeEnv(intake: TraceIntake, extra: Record<string, string> = {}): Reco
 /** Starts the probe; `exited` settles when its output is complete. Killed after `limitMs` as a guard. */
 function startProbe(env: Record<string, string>, limitMs = 8000): { exited: Promise<ProbeRun>; running(): boolean } {
   // Only PATH/HOME from the parent: no inherited DD_* or NODE_OPTIONS.
-  const child = spawn(process.execPath, ["-e", PROBE], {
+  const child = spawn(SERVICE_NODE, ["-e", PROBE], {
     cwd: APP_DIR,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],

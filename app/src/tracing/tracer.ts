@@ -20,9 +20,9 @@ interface FlushableExporter {
 }
 
 /**
- * Sends every finished span still buffered, for graceful shutdown. dd-trace 5 only
- * flushes on `beforeExit`, which an explicit `process.exit` skips, and has no public
- * flush: reach its agent exporter, and settle after `timeoutMs` whatever happens.
+ * Sends every finished span still buffered, for graceful shutdown. dd-trace (6.21 as 5.x)
+ * only flushes on `beforeExit`, which an explicit `process.exit` skips, and has no public
+ * trace flush: reach its agent exporter, and settle after `timeoutMs` whatever happens.
  */
 export function flushTracer(timeoutMs: number): Promise<void> {
   const exporter = (tracer as unknown as { _tracer?: { _exporter?: Partial<FlushableExporter> } })

