@@ -3,7 +3,7 @@
  * local trace intake, Datadog's Spans API) hands its spans to `analyzeSpans`; the terminal
  * table, the JSON and the HTML page all render the `TraceReport` it returns.
  */
-import { FAILURE_REASONS, MEASURED_SPANS, SERVICES, SPANS, TAGS } from "../app/src/tracing/conventions";
+import { FAILURE_REASONS, MEASURED_SPANS, PERFORMANCE_TAGS, SERVICES, SPANS, TAGS } from "../app/src/tracing/conventions";
 import { latencyStats, logHistogram, type HistogramBin, type LatencyStats } from "./stats";
 import { tagOf, uniqueSpans, type SpanRecord } from "./spans";
 
@@ -103,8 +103,19 @@ export interface TraceReport {
   readonly distribution: HistogramBin[];
   /** The trace of the slowest payment (or of the slowest root span when there is no payment). */
   readonly slowestTrace: SlowestTrace | null;
+  /** The performance.* tags the services measure per request: average and p95 over the spans that carry them. */
+  readonly annotations: AnnotationRow[];
   /** Datadog mode: Datadog's own aggregate over the window, and whether the search stopped early. */
   readonly datadog?: DatadogSummary;
+}
+
+export interface AnnotationRow {
+  readonly tag: string;
+  /** The span the tag is on (`service operation`). */
+  readonly on: string;
+  readonly count: number;
+  readonly avg: number | null;
+  readonly p95: number | null;
 }
 
 export interface DatadogSummary {
@@ -154,7 +165,24 @@ export function analyzeSpans(input: Iterable<SpanRecord>, options: AnalyzeOption
       [thresholds.paymentLatencyP95Seconds * 1000],
     ),
     slowestTrace: slowestTrace(spans, payments),
+    annotations: annotationRows(spans),
   };
+}
+
+function annotationRows(spans: readonly SpanRecord[]): AnnotationRow[] {
+  const on: Record<string, [string, string]> = {
+    [PERFORMANCE_TAGS.dbQueryCount]: [SERVICES.payment, SPANS.processPayment],
+    [PERFORMANCE_TAGS.dbTotalTimeMs]: [SERVICES.payment, SPANS.processPayment],
+    [PERFORMANCE_TAGS.fraudCallMs]: [SERVICES.payment, SPANS.processPayment],
+    [PERFORMANCE_TAGS.cacheTimeMs]: [SERVICES.fraud, SPANS.fraudDetection],
+  };
+  return Object.entries(on).map(([tag, [service, name]]) => {
+    const values = spans
+      .filter((s) => s.service === service && s.name === name && typeof s.metrics[tag] === "number")
+      .map((s) => ({ durationMs: s.metrics[tag], error: false }));
+    const stats = latencyStats(values);
+    return { tag, on: `${service} ${name}`, count: stats.count, avg: stats.avgMs, p95: stats.p95Ms };
+  });
 }
 
 /** `held` is a decline for fraud review; the rest is `payment.final_status` as tagged. */

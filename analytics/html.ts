@@ -56,6 +56,9 @@ ${report.errorPatterns.map((e) => `<tr><td>${esc(e.operation)}</td><td>${esc(e.s
 <h2>Measured spans</h2>
 <table id="operations"><tr><th>operation</th><th>service</th><th class="n">count</th><th class="n">avg ms</th><th class="n">p50 ms</th><th class="n">p95 ms</th><th class="n">p99 ms</th><th class="n">errors</th><th class="n">error rate</th></tr>
 ${report.operations.map((r) => `<tr><td>${esc(r.name)}</td><td>${esc(r.service || "–")}</td><td class="n">${r.count}</td><td class="n">${ms(r.avgMs)}</td><td class="n">${ms(r.p50Ms)}</td><td class="n">${ms(r.p95Ms)}</td><td class="n">${ms(r.p99Ms)}</td><td class="n">${r.errors}</td><td class="n">${pct(r.errorRate)}</td></tr>`).join("\n")}</table>
+<h2>Performance annotations (measured per request)</h2>
+<table id="annotations"><tr><th>tag</th><th>on</th><th class="n">spans</th><th class="n">avg</th><th class="n">p95</th></tr>
+${report.annotations.map((a) => `<tr><td>${esc(a.tag)}</td><td>${esc(a.on)}</td><td class="n">${a.count}</td><td class="n">${ms(a.avg)}</td><td class="n">${ms(a.p95)}</td></tr>`).join("\n")}</table>
 <h2>Slowest operations (by average)</h2>
 <table id="slowest-operations"><tr><th>operation</th><th>service</th><th>resource</th><th class="n">count</th><th class="n">avg ms</th><th class="n">max ms</th></tr>
 ${report.slowestOperations.map((o) => `<tr><td>${esc(o.name)}</td><td>${esc(o.service)}</td><td>${esc(o.resource)}</td><td class="n">${o.count}</td><td class="n">${ms(o.avgMs)}</td><td class="n">${ms(o.maxMs)}</td></tr>`).join("\n")}</table>

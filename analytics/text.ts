@@ -70,6 +70,17 @@ export function renderText(report: TraceReport): string {
           numeric(4, 2),
         ),
   );
+  if (report.annotations.some((a) => a.count > 0)) {
+    out.push("");
+    out.push("Performance annotations (measured per request)");
+    out.push(
+      table(
+        ["tag", "on", "spans", "avg", "p95"],
+        report.annotations.map((a) => [a.tag, a.on, String(a.count), ms(a.avg), ms(a.p95)]),
+        numeric(2, 3),
+      ),
+    );
+  }
   if (report.datadog) {
     out.push("");
     out.push("Datadog's aggregate over the whole window (every indexed span)");

@@ -85,6 +85,10 @@ describe("analytics on spans the real tracer sent", function () {
     const scored = slowest.meta[TAGS.finalStatus] === "completed";
     const services = report.slowestTrace?.services.filter((s) => s === SERVICES.fraud || s === SERVICES.payment);
     assert.deepEqual(services, scored ? [SERVICES.fraud, SERVICES.payment] : [SERVICES.payment]);
+    // The measured performance tags, averaged over the payments that carry them.
+    const queries = report.annotations.find((a) => a.tag === "performance.db_query_count");
+    assert.equal(queries?.count, 12);
+    assert.equal(queries?.avg, raw.reduce((n, s) => n + s.metrics["performance.db_query_count"], 0) / 12);
     const validation = report.operations.find((o) => o.name === SPANS.validation && o.service === SERVICES.payment);
     assert.equal(validation?.count, 12);
     assert.equal(validation?.errors, 3, "payment.validation records the declines as errors");

@@ -17,6 +17,7 @@ import {
   type FailureReason,
 } from "../tracing/conventions";
 import type { Logger } from "../tracing/logger";
+import { annotatePerformance, elapsedMs, measuringPayment, recordFraudCall, startTimer } from "../tracing/performance";
 import { setTags, traced } from "../tracing/spans";
 import type { Span } from "../tracing/tracer";
 import type { ScoreResponse } from "../fraud-service/api";
@@ -67,34 +68,51 @@ export function processPayment(
     paymentMethodType: request.payment_method_type,
   };
 
-  return traced(SPANS.processPayment, async (span) => {
-    annotatePayment(span, { ...tx, transactionId: tx.id });
-    // The client's tier is a hint for sampling until the wallet says otherwise.
-    if (request.customer_tier) annotateRootTier(root, request.customer_tier);
+  return traced(SPANS.processPayment, (span) =>
+    measuringPayment(async (performance) => {
+      try {
+        return await paymentSteps(deps, request, tx, idempotencyKey, root, span);
+      } finally {
+        annotatePerformance(span, performance);
+      }
+    }),
+  );
+}
 
-    try {
-      const previous = await findTransaction(deps.pool, idempotencyKey);
-      if (previous) return replay(span, previous, tx.requestHash);
+async function paymentSteps(
+  deps: PaymentDeps,
+  request: PaymentRequest,
+  tx: TransactionRecord,
+  idempotencyKey: string,
+  root: Span | null,
+  span: Span,
+): Promise<PaymentOutcome> {
+  annotatePayment(span, { ...tx, transactionId: tx.id });
+  // The client's tier is a hint for sampling until the wallet says otherwise.
+  if (request.customer_tier) annotateRootTier(root, request.customer_tier);
 
-      const customer = await validate(deps, request, tx, (known) => {
-        // Known before the fraud call, where head-based sampling decides.
-        annotateCustomer(span, known);
-        annotateRootTier(root, known.customerTier);
-      });
-      setTags(span, { [DETAIL_TAGS.validationResult]: true });
+  try {
+    const previous = await findTransaction(deps.pool, idempotencyKey);
+    if (previous) return replay(span, previous, tx.requestHash);
 
-      await scoreFraud(deps, request, tx, customer, span);
-      const outcome = await transfer(deps, tx);
-      // A concurrent request with the same key moved the money: answer what it answered.
-      if (!outcome) return replayWinner(deps, span, tx);
-      setTags(span, { [TAGS.finalStatus]: "completed" });
-      return outcome;
-    } catch (error) {
-      if (error instanceof PaymentDeclined) return decline(deps, span, tx, error);
-      setTags(span, { [TAGS.failureReason]: failureReasonOf(error), [TAGS.finalStatus]: "failed" });
-      throw error;
-    }
-  });
+    const customer = await validate(deps, request, tx, (known) => {
+      // Known before the fraud call, where head-based sampling decides.
+      annotateCustomer(span, known);
+      annotateRootTier(root, known.customerTier);
+    });
+    setTags(span, { [DETAIL_TAGS.validationResult]: true });
+
+    await scoreFraud(deps, request, tx, customer, span);
+    const outcome = await transfer(deps, tx);
+    // A concurrent request with the same key moved the money: answer what it answered.
+    if (!outcome) return replayWinner(deps, span, tx);
+    setTags(span, { [TAGS.finalStatus]: "completed" });
+    return outcome;
+  } catch (error) {
+    if (error instanceof PaymentDeclined) return decline(deps, span, tx, error);
+    setTags(span, { [TAGS.failureReason]: failureReasonOf(error), [TAGS.finalStatus]: "failed" });
+    throw error;
+  }
 }
 
 export function failureReasonOf(error: unknown): FailureReason {
@@ -175,7 +193,8 @@ function scoreFraud(
   return traced(
     SPANS.fraudDetection,
     async (span) => {
-      const score = await deps.fraud.score({
+      const started = startTimer();
+      const score = await measured(started, deps.fraud.score({
         transaction_id: tx.id,
         sender_id: tx.senderId,
         receiver_id: tx.receiverId,
@@ -186,7 +205,7 @@ function scoreFraud(
         sender_country: customer.senderCountry,
         receiver_country: customer.receiverCountry,
         device: request.device,
-      });
+      }));
       setTags(span, {
         [DETAIL_TAGS.fraudRiskScore]: score.risk_score,
         [TAGS.fraudRiskFactors]: score.risk_factors,
@@ -208,6 +227,15 @@ function scoreFraud(
     },
     { "fraud.transaction_id": tx.id, "fraud.amount": tx.amount, "fraud.payment_method": tx.paymentMethodType },
   );
+}
+
+/** Awaits the fraud call and adds its wall time (answered or not) to the payment's counters. */
+async function measured<T>(started: bigint, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } finally {
+    recordFraudCall(elapsedMs(started));
+  }
 }
 
 /**
