@@ -56,11 +56,18 @@ const tagValue = () =>
     .string({ error: "must be a string" })
     .regex(/^[a-z0-9]([-_.a-z0-9]{0,61}[a-z0-9])?$/, "must be lowercase letters, digits, '-', '_' or '.', start and end with a letter or digit, at most 63 characters");
 
-/** An image reference pinned by tag (not `latest`) or by digest. */
+/**
+ * An image reference pinned by digest (`name@sha256:<64 hex>`, with or without a tag) or by
+ * a tag other than `latest`. The tag is looked for after the last '/' so a registry port
+ * (`registry:5000/name`) is not taken for one.
+ */
 const pinnedImage = () =>
   z
     .string({ error: "must be a string" })
-    .refine((s) => /@sha256:[a-f0-9]{64}$/.test(s) || /:[\w][\w.-]{0,127}$/.test(s.split("/").pop() ?? ""), {
+    .refine((s) => !s.includes("@") || /^[^@\s]+@sha256:[a-f0-9]{64}$/.test(s), {
+      message: "has a digest that is not sha256: followed by 64 lowercase hex digits (repo/name@sha256:…)",
+    })
+    .refine((s) => s.includes("@") || /^[^@\s]*[^@\s/:]:[\w][\w.-]{0,127}$/.test(s.split("/").pop() ?? ""), {
       message: "must be pinned by tag or digest (e.g. repo/name:1.2.3 or repo/name@sha256:…)",
     })
     .refine((s) => !/:latest$/.test(s), { message: "must not use the mutable tag 'latest'" });

@@ -230,7 +230,7 @@ export function datadogAgentArgsProblems(name: string, args: DatadogAgentArgs): 
       problem(`globalTags.${key}`, `must be a key and value without spaces (DD_TAGS is space-separated), got ${JSON.stringify(`${key}:${value}`)}`);
     }
   }
-  if (args.image.trim() === "" || /:latest$/.test(args.image) || !/(:[\w][\w.-]*|@sha256:[a-f0-9]{64})$/.test(args.image)) {
+  if (!pinnedImage(args.image)) {
     problem("image", `must be pinned by tag or digest (not latest), got ${JSON.stringify(args.image)}`);
   }
   if (!args.apm.socketEnabled && !args.apm.portEnabled) {
@@ -403,6 +403,15 @@ export function agentClusterRoleRules(leaseName: string): k8s.types.input.rbac.v
     { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
     { nonResourceURLs: ["/version", "/healthz", "/metrics"], verbs: ["get"] },
   ];
+}
+
+/**
+ * Pinned by digest (`name@sha256:<64 hex>`, a tag allowed before it) or by a tag other than
+ * `latest`, looked for after the last '/' so a registry port is not taken for one.
+ */
+function pinnedImage(image: string): boolean {
+  if (image.includes("@")) return /^[^@\s]+@sha256:[a-f0-9]{64}$/.test(image);
+  return /^[^@\s]*[^@\s/:]:[\w][\w.-]{0,127}$/.test(image.split("/").pop() ?? "") && !/:latest$/.test(image);
 }
 
 /** The image's tag, when it can serve as the `app.kubernetes.io/version` label. */

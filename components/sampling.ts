@@ -66,7 +66,7 @@ export function samplingRulesFor(policy: SamplingPolicy, service: ServiceName): 
   for (const [tier, rate] of Object.entries(policy.tierRates)) {
     rules.push({ service, tags: { [TAGS.rootTier]: tier }, sample_rate: rate, max_per_second: cap });
   }
-  // Unscoped: roots named after another service (DD_SERVICE_MAPPING) get the base rate too.
+  // Unscoped: roots of any other service name get the base rate too.
   rules.push({ sample_rate: policy.baseRate, max_per_second: cap });
   return rules;
 }

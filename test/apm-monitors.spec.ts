@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { MEASURED_SPANS } from "../app/src/tracing/conventions";
-import { apmMonitorSpecs, errorRateQuery } from "../components/apm-monitors";
+import { apmMonitorSpecs } from "../components/apm-monitors";
 
 const thresholds = { paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1 };
 
@@ -38,10 +38,19 @@ describe("APM monitor queries", () => {
     for (const s of specs) assert.ok((MEASURED_SPANS as readonly string[]).includes(s.span), s.span);
   });
 
-  it("follows threshold changes from config", () => {
-    const custom = apmMonitorSpecs("staging", { ...thresholds, paymentErrorRate: 0.1 }, ["@slack-x"]);
-    const err = custom.find((s) => s.key === "payment-error-rate")!;
-    assert.equal(err.critical, "0.1");
-    assert.equal(err.query, errorRateQuery("payment.process_payment", "staging", "payment-service", "10m", 0.1));
+  it("follows every threshold of payments-apm:monitors, in the query and the critical value", () => {
+    const custom = apmMonitorSpecs("staging", { paymentLatencyP95Seconds: 3.5, paymentErrorRate: 0.1, databaseLatencyP95Seconds: 0.25 }, ["@slack-x"]);
+    assert.deepEqual(
+      custom.map((s) => [s.key, s.query, s.critical]),
+      [
+        ["payment-latency", "percentile(last_5m):p95:trace.payment.process_payment{env:staging,service:payment-service} > 3.5", "3.5"],
+        [
+          "payment-error-rate",
+          "sum(last_10m):( sum:trace.payment.process_payment.errors{env:staging,service:payment-service}.as_count() / sum:trace.payment.process_payment.hits{env:staging,service:payment-service}.as_count() ) > 0.1",
+          "0.1",
+        ],
+        ["database-latency", "percentile(last_5m):p95:trace.database.query{env:staging,service:payment-service} > 0.25", "0.25"],
+      ],
+    );
   });
 });

@@ -35,31 +35,60 @@ describe("stack config", () => {
       redis: { host: "redis.internal" },
       monitors: { notify: ["@slack-payments"] },
     };
-    const s = parseStackSettings(minimal);
-    assert.deepEqual(
-      {
-        base: s.sampling.baseRate,
-        limits: [s.sampling.rateLimit, s.sampling.sampledRuleMaxPerSecond, s.sampling.alwaysKeepPeakPerSecond],
-        keep: s.sampling.alwaysKeep,
-        tiers: s.sampling.tierRates,
-        errors: s.sampling.errorRate,
-        slow: s.sampling.slowTraces,
+    // Written out in full: every default a stack relies on without setting it.
+    assert.deepEqual(parseStackSettings(minimal), {
+      ...minimal,
+      datadog: {
+        site: "datadoghq.com",
+        deployAgent: true,
+        namespace: "datadog",
+        agentImage: "public.ecr.aws/datadog/agent:7.81.1",
+        priorityClass: { create: true, value: 1_000_000_000 },
+        criSocketPath: "/var/run/containerd/containerd.sock",
+        useHostnameFromFile: false,
+        apm: { socketEnabled: true, portEnabled: false, port: 8126 },
+        // EKS kubelets serve self-signed certificates: verifying them would stop the Agent.
+        kubeletTlsVerify: false,
+        tolerations: [],
+        agentResources: { cpuRequest: "200m", memoryRequest: "256Mi", memoryLimit: "512Mi" },
+        traceAgentResources: { cpuRequest: "100m", memoryRequest: "200Mi", memoryLimit: "400Mi", cpuLimit: "1" },
       },
-      {
-        base: 0.1,
-        limits: [500, 100, 200],
-        keep: ["payment.process_payment", "fraud.detection", "user.authentication"],
-        tiers: { premium: 0.3, enterprise: 0.5 },
-        errors: 0.5,
-        slow: { thresholdMs: 1000, rate: 0.8 },
+      services: {
+        namespace: "payments",
+        payment: { ...minimal.services.payment, replicas: 3, minAvailable: 1, resources: { cpuRequest: "250m", memoryRequest: "256Mi", memoryLimit: "512Mi" } },
+        fraud: { ...minimal.services.fraud, replicas: 2, minAvailable: 1, resources: { cpuRequest: "250m", memoryRequest: "256Mi", memoryLimit: "512Mi" } },
+        fraudTimeoutMs: 800,
       },
-    );
-    assert.deepEqual(
-      { p95: s.monitors.paymentLatencyP95Seconds, err: s.monitors.paymentErrorRate, db: s.monitors.databaseLatencyP95Seconds },
-      { p95: 2, err: 0.05, db: 1 },
-    );
-    assert.deepEqual(s.datadog.apm, { socketEnabled: true, portEnabled: false, port: 8126 });
-    assert.equal(s.datadog.agentImage, "public.ecr.aws/datadog/agent:7.81.1");
+      database: { host: "db.internal", port: 5432, name: "payments", user: "payments", poolMax: 10 },
+      redis: { host: "redis.internal", port: 6379 },
+      sampling: {
+        baseRate: 0.1,
+        rateLimit: 500,
+        sampledRuleMaxPerSecond: 100,
+        alwaysKeepPeakPerSecond: 200,
+        alwaysKeep: ["payment.process_payment", "fraud.detection", "user.authentication"],
+        tierRates: { premium: 0.3, enterprise: 0.5 },
+        errorRate: 0.5,
+        slowTraces: { thresholdMs: 1000, rate: 0.8 },
+        agent: { targetTracesPerSecond: 10, errorTracesPerSecond: 10, rareSamplerEnabled: true },
+      },
+      monitors: { notify: ["@slack-payments"], paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1 },
+      slos: { timeframe: "30d", availabilityTarget: 99.9, latencyTarget: 99.5 },
+    });
+  });
+
+  it("accepts images pinned by tag, by sha256 digest, or both, and registries with a port", () => {
+    const digest = "sha256:" + "0123456789abcdef".repeat(4);
+    for (const image of [
+      "repo/payment-service:1.4.2",
+      `repo/payment-service@${digest}`,
+      `repo/payment-service:1.4.2@${digest}`,
+      "123456789012.dkr.ecr.us-east-1.amazonaws.com/payment-service:v1.4.2_rc.1",
+      "registry.internal:5000/payments/payment-service:1.4.2",
+      `registry.internal:5000/payments/payment-service@${digest}`,
+    ]) {
+      assert.equal(parseStackSettings(withValue(rawSettings("prod"), "services.payment.image", image)).services.payment.image, image);
+    }
   });
 
   it("takes numbers and booleans typed as strings by `pulumi config set --path`", () => {
@@ -72,6 +101,10 @@ describe("stack config", () => {
   const badConfigs: { change: [string, unknown]; problem: string }[] = [
     { change: ["sampling.baseRate", 1.5], problem: "payments-apm:sampling.baseRate must be between 0 and 1, got 1.5" },
     { change: ["sampling.baseRate", "often"], problem: 'payments-apm:sampling.baseRate must be a number between 0 and 1, got "often"' },
+    // A blank number must not read as 0 (a base rate of 0 keeps no traces).
+    { change: ["sampling.baseRate", ""], problem: 'payments-apm:sampling.baseRate must be a number between 0 and 1, got ""' },
+    { change: ["sampling.baseRate", "  "], problem: 'payments-apm:sampling.baseRate must be a number between 0 and 1, got "  "' },
+    { change: ["sampling.rateLimit", ""], problem: 'payments-apm:sampling.rateLimit must be a whole number between 1 and 100000, got ""' },
     { change: ["sampling.tierRates.premium", -0.1], problem: "payments-apm:sampling.tierRates.premium must be between 0 and 1, got -0.1" },
     { change: ["sampling.slowTraces.thresholdMs", 0], problem: "payments-apm:sampling.slowTraces.thresholdMs must be greater than 0, got 0" },
     { change: ["sampling.rateLimit", 2.5], problem: "payments-apm:sampling.rateLimit must be a whole number between 1 and 100000, got 2.5" },
@@ -89,11 +122,19 @@ describe("stack config", () => {
     { change: ["sampling.baseRat", 0.2], problem: "payments-apm:sampling.baseRat is not a known setting" },
     { change: ["cluster.name", "Payments_Prod"], problem: "payments-apm:cluster.name must be lowercase" },
     { change: ["cluster.region", "mars-1"], problem: 'payments-apm:cluster.region must be an AWS region such as us-east-1, got "mars-1"' },
+    { change: ["cluster.region", "us-east-1a"], problem: 'payments-apm:cluster.region must be an AWS region such as us-east-1, got "us-east-1a"' },
+    { change: ["cluster.region", "xus-east-1"], problem: 'payments-apm:cluster.region must be an AWS region such as us-east-1, got "xus-east-1"' },
     { change: ["cluster.name", undefined], problem: "payments-apm:cluster.name is required" },
     { change: ["environment", "Prod Env"], problem: 'payments-apm:environment must be lowercase letters, digits' },
     { change: ["services.payment.version", "1.4.2+build 7"], problem: 'payments-apm:services.payment.version must be lowercase letters, digits' },
     { change: ["services.payment.image", "repo/payment-service:latest"], problem: "payments-apm:services.payment.image must not use the mutable tag 'latest'" },
     { change: ["services.fraud.image", "repo/fraud-service"], problem: "payments-apm:services.fraud.image must be pinned by tag or digest" },
+    { change: ["services.fraud.image", "repo/fraud-service@sha256:abc"], problem: "payments-apm:services.fraud.image has a digest that is not sha256: followed by 64 lowercase hex digits" },
+    { change: ["services.fraud.image", "repo/fraud-service@sha256:" + "g".repeat(64)], problem: "payments-apm:services.fraud.image has a digest that is not sha256: followed by 64 lowercase hex digits" },
+    { change: ["services.fraud.image", "repo/fraud-service@sha256:" + "a".repeat(65)], problem: "payments-apm:services.fraud.image has a digest that is not sha256: followed by 64 lowercase hex digits" },
+    { change: ["services.fraud.image", "repo/fraud-service@sha512:" + "a".repeat(64)], problem: "payments-apm:services.fraud.image has a digest that is not sha256: followed by 64 lowercase hex digits" },
+    { change: ["services.fraud.image", "registry.internal:5000/fraud-service"], problem: "payments-apm:services.fraud.image must be pinned by tag or digest" },
+    { change: ["datadog.agentImage", "gcr.io/datadoghq/agent:7.81.1 "], problem: "payments-apm:datadog.agentImage must be pinned by tag or digest" },
     { change: ["services.payment.replicas", 0], problem: "payments-apm:services.payment.replicas must be a whole number between 1 and 100, got 0" },
     { change: ["services.payment.minAvailable", 3], problem: "payments-apm:services.payment.minAvailable must be less than replicas, got 3" },
     { change: ["services.namespace", "Payments"], problem: 'payments-apm:services.namespace must be a DNS-1123 label' },
@@ -103,7 +144,11 @@ describe("stack config", () => {
     { change: ["datadog.site", "datadog.com"], problem: 'payments-apm:datadog.site must be a Datadog site such as datadoghq.com or datadoghq.eu, got "datadog.com"' },
     { change: ["datadog.tolerations", [{ key: "x", operator: "Maybe" }]], problem: 'payments-apm:datadog.tolerations.0.operator must be Exists or Equal, got "Maybe"' },
     { change: ["datadog.agentResources.memoryLimit", "lots"], problem: 'payments-apm:datadog.agentResources.memoryLimit must be a Kubernetes quantity such as "100m" or "256Mi", got "lots"' },
+    { change: ["datadog.agentResources.memoryLimit", "512MB"], problem: 'payments-apm:datadog.agentResources.memoryLimit must be a Kubernetes quantity such as "100m" or "256Mi", got "512MB"' },
+    { change: ["services.payment.resources.cpuRequest", "~250m"], problem: 'payments-apm:services.payment.resources.cpuRequest must be a Kubernetes quantity such as "100m" or "256Mi", got "~250m"' },
     { change: ["monitors.notify", ["slack-payments"]], problem: 'payments-apm:monitors.notify.0 must be a Datadog notification handle such as @slack-payments-alerts or @pagerduty-payments, got "slack-payments"' },
+    { change: ["monitors.notify", ["payments@slack-payments"]], problem: 'payments-apm:monitors.notify.0 must be a Datadog notification handle such as @slack-payments-alerts or @pagerduty-payments, got "payments@slack-payments"' },
+    { change: ["monitors.notify", ["@slack-payments alerts"]], problem: 'payments-apm:monitors.notify.0 must be a Datadog notification handle such as @slack-payments-alerts or @pagerduty-payments, got "@slack-payments alerts"' },
     { change: ["monitors.notify", []], problem: "payments-apm:monitors.notify must name at least one notification handle, got []" },
     { change: ["monitors.paymentErrorRate", 5], problem: "payments-apm:monitors.paymentErrorRate must be between 0 and 1, got 5" },
     { change: ["database.host", ""], problem: 'payments-apm:database.host must not be empty, got ""' },
@@ -176,6 +221,14 @@ describe("stack config", () => {
     it("fails on a rate limit that leaves the always-kept traces too little, naming sampling.rateLimit", async () => {
       const message = await previewError({ overrides: { "payments-apm:sampling": JSON.stringify({ rateLimit: 100 }) } });
       assert.match(message, /payments-apm:sampling\.rateLimit must be at least 500 \(traces\/s per service instance\).*, got 100/);
+    });
+
+    it("fails for a non-US Datadog site without a matching datadog:apiUrl", async () => {
+      const eu = { "payments-apm:datadog": JSON.stringify({ site: "datadoghq.eu" }) };
+      assert.match(await previewError({ overrides: eu }), /datadog:apiUrl is required for site datadoghq\.eu: set it to https:\/\/api\.datadoghq\.eu\//);
+      const usApi = { ...eu, "datadog:apiUrl": "https://api.datadoghq.com/" };
+      assert.match(await previewError({ overrides: usApi }), /datadog:apiUrl must be https:\/\/api\.datadoghq\.eu\/ to match payments-apm:datadog\.site datadoghq\.eu, got "https:\/\/api\.datadoghq\.com\/"/);
+      await runStack("prod", { overrides: { ...eu, "datadog:apiUrl": "https://api.datadoghq.eu/" } });
     });
 
     it("reads the secrets as secret Outputs, never as plain config", async () => {

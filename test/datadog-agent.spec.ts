@@ -179,6 +179,25 @@ describe("DatadogAgent", () => {
       );
     });
 
+    it("accepts an image pinned by tag or sha256 digest and refuses any other digest", () => {
+      const digest = "sha256:" + "0123456789abcdef".repeat(4);
+      const problems = (image: string) => datadogAgentArgsProblems("datadog-agent", { ...baseArgs(MODES["socket only"]), image }).map((p) => p.propertyPath);
+      for (const image of ["gcr.io/datadoghq/agent:7.81.1", `gcr.io/datadoghq/agent@${digest}`, `gcr.io/datadoghq/agent:7.81.1@${digest}`, "registry.internal:5000/datadog/agent:7.81.1"]) {
+        assert.deepEqual(problems(image), [], image);
+      }
+      for (const image of [
+        "gcr.io/datadoghq/agent@sha256:abc",
+        "gcr.io/datadoghq/agent@sha256:" + "g".repeat(64),
+        "gcr.io/datadoghq/agent@md5:" + "a".repeat(64),
+        "registry.internal:5000/datadog/agent",
+        "gcr.io/datadoghq/agent",
+        "gcr.io/datadoghq/agent:latest",
+        "",
+      ]) {
+        assert.deepEqual(problems(image), ["image"], image);
+      }
+    });
+
     it("accepts every supported APM mode", () => {
       for (const mode of modes) assert.deepEqual(datadogAgentArgsProblems("datadog-agent", baseArgs(MODES[mode])), [], mode);
     });
@@ -440,12 +459,57 @@ describe("DatadogAgent", () => {
       ]);
     });
 
-    it("renders the env of agentEnv into the containers", () => {
+    it("renders each container's env: shared settings, the core Agent's own, APM in both", () => {
       const r = rendered["socket and port"];
-      const env = agentEnv(baseArgs(MODES["socket and port"]));
-      assert.deepEqual(container(r, "agent").env, env.agent);
-      assert.deepEqual(container(r, "trace-agent").env, env.traceAgent);
-      assert.deepEqual(podSpec(r).initContainers[1].env, env.init);
+      const shared = {
+        DD_API_KEY: { secretKeyRef: { name: "datadog-agent-api-key", key: "api-key" } },
+        DD_SITE: "datadoghq.eu",
+        DD_CLUSTER_NAME: "payments-prod",
+        DD_ENV: "prod",
+        DD_TAGS: "cluster:payments-prod region:eu-west-1 deployment:blue",
+        KUBERNETES: "yes",
+        DD_AUTH_TOKEN_FILE_PATH: "/etc/datadog-agent/auth/token",
+        DD_KUBERNETES_KUBELET_HOST: { fieldRef: { fieldPath: "status.hostIP" } },
+        DD_KUBELET_TLS_VERIFY: "false",
+        DD_CRI_SOCKET_PATH: "/host/var/run/containerd/containerd.sock",
+        DD_AUTOCONFIG_INCLUDE_FEATURES: "containerd",
+      };
+      const apm = {
+        DD_APM_ENABLED: "true",
+        DD_APM_NON_LOCAL_TRAFFIC: "true",
+        DD_APM_RECEIVER_PORT: "8126",
+        DD_APM_RECEIVER_SOCKET: "/var/run/datadog/apm.socket",
+        DD_APM_TARGET_TPS: "12",
+        DD_APM_ERROR_TPS: "7.5",
+        DD_APM_ENABLE_RARE_SAMPLER: "true",
+        DD_APM_FEATURES: "error_rare_sample_tracer_drop",
+        DD_APM_OBFUSCATION_REDIS_ENABLED: "true",
+        DD_APM_OBFUSCATION_REDIS_REMOVE_ALL_ARGS: "true",
+      };
+      assert.deepEqual(envMap(container(r, "agent").env), {
+        ...shared,
+        DD_LOG_LEVEL: "INFO",
+        DD_HEALTH_PORT: "5555",
+        DD_DOGSTATSD_PORT: "8125",
+        DD_DOGSTATSD_NON_LOCAL_TRAFFIC: "true",
+        DD_DOGSTATSD_SOCKET: "/var/run/datadog/dsd.socket",
+        DD_LEADER_ELECTION: "true",
+        DD_LEADER_ELECTION_DEFAULT_RESOURCE: "lease",
+        DD_LEADER_LEASE_NAME: "datadog-agent-leader-election",
+        DD_COLLECT_KUBERNETES_EVENTS: "false",
+        DD_KUBERNETES_USE_ENDPOINT_SLICES: "true",
+        ...apm,
+      });
+      assert.deepEqual(envMap(container(r, "trace-agent").env), {
+        ...shared,
+        DD_LOG_LEVEL: "INFO",
+        ...apm,
+        // Half the 400Mi memory limit; no CPU limit in these args, so no CPU limiter.
+        DD_APM_MAX_MEMORY: "209715200",
+        DD_APM_MAX_CPU_PERCENT: "0",
+        DD_DOGSTATSD_SOCKET: "/var/run/datadog/dsd.socket",
+      });
+      assert.deepEqual(envMap(podSpec(r).initContainers[1].env), { ...shared, DD_LEADER_ELECTION: "true", DD_LEADER_ELECTION_DEFAULT_RESOURCE: "lease" });
     });
 
     it("fails before registering anything when APM has neither socket nor port", async () => {

@@ -9,7 +9,7 @@ import {
   TAGS,
 } from "../src/tracing/conventions";
 import { createWallet } from "./support/database";
-import { MAPPED_PG_SERVICE, e2e, paymentWithFraudStandIn, postPayment, type E2E } from "./support/e2e";
+import { e2e, paymentWithFraudStandIn, postPayment, type E2E } from "./support/e2e";
 import type { CapturedSpan } from "./support/trace-intake";
 import { childrenOf, describe as describeTrace, isRoot, onlySpan, tagged, waitForTrace } from "./support/traces";
 
@@ -168,18 +168,10 @@ describe("a payment's trace", function () {
     assert.match(String(h.tracestate), /(^|,)dd=/);
   });
 
-  it("names the integration services from DD_SERVICE_MAPPING", async function () {
-    const { standIn, payment } = await paymentWithFraudStandIn();
-    standIn.behaviour = "allow";
-    const sender = await createWallet(env.db.pool, "mapping_sender", { balance: 10_000 });
-    const receiver = await createWallet(env.db.pool, "mapping_receiver", { balance: 0 });
-    const body = { sender_id: sender, receiver_id: receiver, amount: 100, currency: "USD", payment_method_type: "wallet" };
-    assert.equal((await postPayment(payment, body)).status, 201);
-    const mapped = await waitForTrace(env.intake, tagged(TAGS.senderId, sender), [SERVICES.payment]);
-    const queries = mapped.filter((s) => s.name === "pg.query");
-    assert.ok(queries.length >= 3, `${queries.length} pg.query spans`);
-    for (const query of queries) assert.equal(query.service, MAPPED_PG_SERVICE);
-    // Without a mapping, dd-trace names them <DD_SERVICE>-postgres.
-    assert.ok(trace.filter((s) => s.name === "pg.query").every((s) => s.service === `${SERVICES.payment}-postgres`));
+  it("names the database and cache spans after the service that calls them: the program renders no DD_SERVICE_MAPPING", function () {
+    for (const service of [SERVICES.payment, SERVICES.fraud]) assert.equal(env.rendered[service].DD_SERVICE_MAPPING, undefined, service);
+    const services = (name: string) => [...new Set(trace.filter((s) => s.name === name).map((s) => s.service))];
+    assert.deepEqual(services("pg.query"), ["payment-service-postgres"]);
+    assert.deepEqual(services("redis.command"), ["fraud-service-redis"]);
   });
 });

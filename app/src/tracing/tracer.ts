@@ -5,8 +5,8 @@
  *
  * All configuration comes from the DD_* env the platform renders (DD_ENV, DD_SERVICE,
  * DD_VERSION, DD_TAGS, DD_TRACE_AGENT_URL / DD_AGENT_HOST, DD_TRACE_SAMPLE_RATE,
- * DD_TRACE_SAMPLING_RULES, DD_LOGS_INJECTION, and DD_SERVICE_MAPPING for the service
- * names of the pg / ioredis / fetch integrations), so `init()` takes no options.
+ * DD_TRACE_SAMPLING_RULES, DD_LOGS_INJECTION), so `init()` takes no options. The pg and
+ * ioredis spans keep dd-trace's names, `<DD_SERVICE>-postgres` and `<DD_SERVICE>-redis`.
  */
 import tracer from "dd-trace";
 

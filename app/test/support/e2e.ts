@@ -80,9 +80,6 @@ export function startFraudService(
 /** Deadline payment-service gets for a fraud score when talking to the stand-in. */
 export const STAND_IN_FRAUD_TIMEOUT_MS = 300;
 
-/** The service name the stand-in wiring gives the pg integration through DD_SERVICE_MAPPING. */
-export const MAPPED_PG_SERVICE = "payments-ledger";
-
 let standIn: Promise<{ standIn: FraudStandIn; payment: RunningService }> | undefined;
 
 /** A payment-service whose fraud-service is a recording stand-in (same database and intake). */
@@ -94,9 +91,6 @@ export function paymentWithFraudStandIn(): Promise<{ standIn: FraudStandIn; paym
     const payment = await startPaymentService(env, {
       FRAUD_SERVICE_URL: fraudStandIn.url,
       FRAUD_TIMEOUT_MS: String(STAND_IN_FRAUD_TIMEOUT_MS),
-      DD_SERVICE_MAPPING: [env.rendered[SERVICES.payment].DD_SERVICE_MAPPING, `pg:${MAPPED_PG_SERVICE}`]
-        .filter(Boolean)
-        .join(","),
     });
     return { standIn: fraudStandIn, payment };
   })();
