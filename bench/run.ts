@@ -1,304 +1,252 @@
 /**
- * npm run bench [-- --duration 8 --rounds 3 --connections 32 …]
- * npm run bench -- --profile          (CPU profiles instead: see bench/profile.ts)
+ * npm run bench [-- --rounds 5 --seconds 5 --connections 16 --budget 900 --configs untraced,traced]
+ * npm run bench -- --profile   (CPU profiles instead: bench/profile.ts)
  *
- * Starts fraud-service and payment-service (compiled, on the image's Node, the prod env) once per
- * configuration against a database of its own, Redis and a local trace intake, and drives
- * POST /v1/payments with autocannon, alternating untraced / traced with prod sampling /
- * traced at 100 % / the pgbench ceiling, one round each per cycle. The first cycle warms
- * up each configuration's processes (JIT), the database and the caches, and is discarded.
- * Writes bench/results/latest.json and latest.md; exits 1 when a request failed, an error
- * or warning was logged, the ledger does not add up, or the time budget ran out.
+ * Every configuration of lib/configs.ts (this build and the previous runtime, traced and
+ * untraced, then the candidate cuts) gets its own fraud-service + payment-service pair,
+ * warmed to a number of payments, then measured in alternating rounds (A B C … A B C …)
+ * under closed-loop POST /v1/payments load. Per round: CPU ms per payment of both services
+ * (process CPU time ÷ 2xx answers), payments/s, latency, spans, and the machine's load.
+ * Prints the tables and writes bench/results/latest.md; exits 1 when a request failed, an
+ * error was logged, a service died or the ledger does not add up.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CEILING_DESCRIPTION, SERVICE_CONFIGS, type ConfigId, type ServiceConfigId } from "./lib/configs";
-import { failures } from "./lib/load";
-import { machineInfo } from "./lib/machine";
-import { runPgbench } from "./lib/pgbench";
-import { renderMarkdown, summarize, type BenchReport, type RoundRecord } from "./lib/report";
-import { measureRound, warmUp } from "./lib/round";
+import type { TestDatabase } from "../app/test/support/database";
+import { CONFIGS, configById, PREVIOUS, type BenchConfig } from "./lib/configs";
+import { runPaymentLoad } from "./lib/load";
+import { preparePrevious, type PreviousBuild } from "./lib/previous";
+import { renderReport, type Round, type RunInfo } from "./lib/report";
 import {
   checkLedger,
   deleteRedisKeys,
+  machineBusyMs,
   openStand,
-  REDIS_PREFIX_ROOT,
+  processCpuMs,
   startPair,
-  type IntakeProcess,
+  type Builds,
   type ServicePair,
+  type Stand,
 } from "./lib/stand";
-import type { TestDatabase } from "../app/test/support/database";
 
 export interface BenchOptions {
-  /** Seconds of the measured, closed-loop phase of each round. */
-  duration: number;
-  /** Seconds of load before it in every measured round (pools reconnect after idling). */
-  warmup: number;
-  /** Each configuration's warm-up round (first cycle, discarded): until this many payments… */
-  warmupPayments: number;
-  /** …or this many seconds. */
-  warmupRound: number;
-  /** Seconds of the fixed-rate phase after it (0 = none). */
-  fixedDuration: number;
-  /** Payments per second of that phase (open loop, evenly spaced). */
-  fixedRate: number;
-  /** Measured cycles (one round per configuration each), after the warm-up cycle. */
   rounds: number;
+  /** Seconds of measured load per round (after 1 s of unmeasured load: pools reconnect). */
+  seconds: number;
+  /** Each pair's warm-up: until this many payments were answered (JIT)… */
+  warmupPayments: number;
   connections: number;
   wallets: number;
-  /** The run does not start a round that would end past this many seconds. */
+  /** No round starts that would end past this many seconds from the start. */
   budget: number;
+  configs: string;
+  previous: string;
   database: string;
   out: string;
 }
 
 export const DEFAULTS: BenchOptions = {
-  duration: 8,
-  warmup: 2,
-  warmupPayments: 1500,
-  warmupRound: 15,
-  fixedDuration: 4,
-  fixedRate: 20,
-  rounds: 3,
-  connections: 32,
+  rounds: 5,
+  seconds: 5,
+  warmupPayments: 1000,
+  connections: 16,
   wallets: 10_000,
-  budget: 290,
+  budget: 900,
+  configs: CONFIGS.map((c) => c.id).join(","),
+  previous: PREVIOUS.commit,
   database: "payments_bench",
-  out: path.join(__dirname, "results"),
+  out: path.join(__dirname, "results/latest.md"),
 };
 
-export function parseOptions(argv: readonly string[], defaults: BenchOptions = DEFAULTS): BenchOptions {
-  const options = { ...defaults };
+export function parseOptions(argv: readonly string[]): BenchOptions {
+  const options: BenchOptions = { ...DEFAULTS };
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
-    if (!match) throw new Error(`unexpected argument ${arg}`);
+    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!match) throw new Error(`unexpected argument ${argv[i]}`);
     const key = match[1].replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof BenchOptions;
     if (!(key in options)) throw new Error(`unknown option --${match[1]}`);
     const value = match[2] ?? argv[++i];
     if (value === undefined) throw new Error(`--${match[1]} needs a value`);
-    if (typeof options[key] === "number") {
+    if (typeof DEFAULTS[key] === "number") {
       const n = Number(value);
-      if (!Number.isFinite(n) || n < 0) throw new Error(`--${match[1]} must be a non-negative number, got ${value}`);
+      if (!Number.isFinite(n) || n < 1) throw new Error(`--${match[1]} must be a number ≥ 1, got ${value}`);
       (options[key] as number) = n;
-    } else {
-      (options[key] as string) = value;
-    }
+    } else (options[key] as string) = value;
   }
-  if (options.duration < 1 || options.connections < 1 || options.wallets < 2) {
-    throw new Error("--duration and --connections must be at least 1, --wallets at least 2");
-  }
+  options.configs.split(",").forEach(configById);
   return options;
 }
 
 const log = (message: string) => process.stderr.write(`${message}\n`);
-const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const round2 = (n: number) => Math.round(n * 100) / 100;
 
-class BudgetExceeded extends Error {}
+/** Waits until no statement runs on the bench database (a phase ends with payments in flight). */
+async function waitForQuiet(db: TestDatabase): Promise<void> {
+  for (let quiet = 0, until = Date.now() + 5_000; quiet < 2 && Date.now() < until; await sleep(100)) {
+    const { rows } = await db.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND state <> 'idle' AND pid <> pg_backend_pid()",
+      [db.name],
+    );
+    quiet = rows[0].n === 0 ? quiet + 1 : 0;
+  }
+}
+
+async function measure(stand: Stand, pair: ServicePair, config: BenchConfig, index: number, options: BenchOptions, keyPrefix: string): Promise<Round> {
+  const load = (seconds: number, phase: string) =>
+    runPaymentLoad({ url: pair.payment.url, connections: options.connections, seconds, wallets: options.wallets, keyPrefix: `${keyPrefix}-${phase}` });
+  const warm = await load(1, "w");
+  await stand.intake.take();
+  const errors0 = pair.payment.errorLines + pair.fraud.errorLines;
+  const before = { payment: pair.payment.cpuMs(), fraud: pair.fraud.cpuMs(), bench: process.cpuUsage(), intake: processCpuMs(stand.intake.pid), busy: machineBusyMs() };
+  const loadAverage = os.loadavg()[0];
+  const result = await load(options.seconds, "m");
+  const bench = process.cpuUsage(before.bench);
+  const cpu = { payment: pair.payment.cpuMs() - before.payment, fraud: pair.fraud.cpuMs() - before.fraud };
+  const own = cpu.payment + cpu.fraud + (bench.user + bench.system) / 1000 + processCpuMs(stand.intake.pid) - before.intake;
+  const busy = machineBusyMs() - before.busy;
+  const traces = await stand.intake.take();
+  await waitForQuiet(stand.db);
+  const n = result.ok2xx;
+  const roots = Object.entries(traces.rootsByServicePriority).filter(([k]) => k.startsWith("payment-service:"));
+  const rootsKept = roots.filter(([k]) => Number(k.split(":")[1]) > 0).reduce((s, [, v]) => s + v, 0);
+  const rootsAll = roots.reduce((s, [, v]) => s + v, 0);
+  const problems: string[] = [];
+  const notes: string[] = [];
+  const errors = pair.payment.errorLines + pair.fraud.errorLines - errors0;
+  if (errors > 0) problems.push(`${config.id} round ${index}: ${errors} error log line(s)`);
+  if (warm.failed + result.failed > 0) notes.push(`${config.id} round ${index}: ${warm.failed + result.failed} of ${warm.ok2xx + n + warm.failed + result.failed} requests failed ${JSON.stringify(result.statusCodes)}`);
+  for (const service of [pair.payment, pair.fraud]) if (!service.alive()) problems.push(`${config.id}: ${service.running.service} exited:\n${service.tail()}`);
+  return {
+    config: config.id,
+    index,
+    payments: n,
+    cpuMsPerPayment: { payment: cpu.payment / n, fraud: cpu.fraud / n },
+    throughput: result.throughput,
+    p50: result.p50,
+    p99: result.p99,
+    spansPerPayment: traces.spans / n,
+    spansByName: Object.fromEntries(Object.entries(traces.spansByName).map(([k, v]) => [k, round2(v / n)])),
+    paymentRootsKept: rootsAll ? rootsKept / rootsAll : Number.NaN,
+    machine: { loadAverage, busyCores: busy / (result.seconds * 1000), otherCores: (busy - own) / (result.seconds * 1000) },
+    answered2xx: warm.ok2xx + n,
+    failed: warm.failed + result.failed,
+    problems,
+    notes,
+  };
+}
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  // Interrupted: exit, and the launcher's exit hook kills the services; the intake follows its parent.
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
   if (argv.includes("--profile")) {
     const { profileMain } = await import("./profile");
-    await profileMain(argv.filter((a) => a !== "--profile"));
-    return;
+    return profileMain(argv.filter((a) => a !== "--profile"));
   }
   const options = parseOptions(argv);
   const started = Date.now();
-  const deadline = started + options.budget * 1000;
-  /** Stops before starting something that would end past the deadline. */
-  const checkBudget = (nextSeconds: number) => {
-    if (Date.now() + nextSeconds * 1000 > deadline) {
-      throw new BudgetExceeded(`time budget of ${options.budget} s would be exceeded by the next round`);
-    }
-  };
+  const configs = options.configs.split(",").map(configById);
+  const loadAverageAtStart = os.loadavg();
+  let previous: PreviousBuild | undefined;
+  if (configs.some((c) => c.build === "previous")) previous = preparePrevious(options.previous, log);
+  const builds: Builds = { this: {}, previous: { appDir: previous?.appDir ?? "", node: previous?.node ?? "" } };
+  const deadline = Date.now() + options.budget * 1000;
+  const fits = (seconds: number) => Date.now() + seconds * 1000 <= deadline;
 
-  log(`bench: ${options.rounds} measured cycles + 1 warm-up cycle, ${options.duration} s rounds, ` +
-    `${options.connections} connections, ${options.wallets} wallets, budget ${options.budget} s`);
-  const machine = machineInfo();
-  log(`bench: ${machine.cpus} × ${machine.cpuModel}, load average ${machine.loadAverageAtStart.join(" ")}`);
-
-  const runId = `${Date.now().toString(36)}`;
-  const redisPrefix = `${REDIS_PREFIX_ROOT}${runId}:`;
-  let db: TestDatabase | undefined;
-  let intake: IntakeProcess | undefined;
-  /** Each configuration's processes, started at its warm-up round and kept for the run. */
-  const pairs = new Map<ServiceConfigId, ServicePair>();
-  const stopAllPairs = async () => {
-    await Promise.all([...pairs.values()].map((p) => p.stop().catch(() => undefined)));
-    pairs.clear();
-  };
-  // A last resort: whatever is still running is stopped and the process exits.
-  const hardStop = setTimeout(() => {
-    log("bench: hard time limit reached, stopping");
-    void (async () => {
-      await stopAllPairs();
-      await intake?.close().catch(() => undefined);
-      process.exit(2);
-    })();
-  }, (options.budget + 10) * 1000);
-  hardStop.unref();
-
-  const rounds: RoundRecord[] = [];
+  const runId = Date.now().toString(36);
+  const redisPrefix = `payments-bench:${runId}:`;
+  const stand = await openStand(options.database, options.wallets);
+  const pairs = new Map<string, ServicePair>();
+  const rounds: Round[] = [];
   const problems: string[] = [];
-  let incomplete: string | undefined;
-  let ledger: Awaited<ReturnType<typeof checkLedger>> | undefined;
+  /** Failed requests (e.g. 402 fraud_review when fraud-service's 200 ms Redis deadline passes on a starved machine). */
+  const notes: string[] = [];
+  let answered = 0;
+  let stopped: string | undefined;
   try {
-    const stand = await openStand(options.database, options.wallets);
-    db = stand.db;
-    intake = stand.intake;
-    const rendered = stand.rendered;
-    log(`bench: ready after ${fmt((Date.now() - started) / 1000)} s (database ${options.database}, intake ${intake.url})`);
-
-    let answered = 0;
-    for (let cycle = 0; cycle <= options.rounds; cycle++) {
-      const warmupCycle = cycle === 0;
-      for (const config of SERVICE_CONFIGS) {
-        const keyPrefix = `bench-${runId}-${cycle}-${config.id}`;
-        const label = `${config.id} cycle ${cycle}`;
-        if (warmupCycle) {
-          checkBudget(4 + options.warmupRound);
-          const pair = await startPair({
-            rendered,
-            intakeUrl: intake.url,
-            db,
-            redisPrefix: `${redisPrefix}${config.id}:`,
-            overrides: config.overrides,
-          });
-          pairs.set(config.id, pair);
-          const warm = await warmUp(pair, intake, db, {
-            connections: options.connections,
-            wallets: options.wallets,
-            keyPrefix,
-            label,
-            seconds: options.warmupRound,
-            payments: options.warmupPayments,
-          });
-          answered += warm.result.ok2xx;
-          problems.push(...warm.problems);
-          const record: RoundRecord = {
-            config: config.id,
-            cycle,
-            warmup: true,
-            saturation: warm.result,
-            problems: warm.problems,
-            notes: warm.notes,
-          };
-          rounds.push(record);
-          logRound(record);
-          continue;
-        }
-        checkBudget(options.warmup + options.duration + options.fixedDuration + 4);
-        const pair = pairs.get(config.id)!;
-        const m = await measureRound(pair, intake, db, {
-          warmupSec: options.warmup,
-          durationSec: options.duration,
-          connections: options.connections,
-          wallets: options.wallets,
-          fixedRate: options.fixedRate,
-          fixedSec: options.fixedDuration,
-          keyPrefix,
-          label,
-        });
-        answered += m.answered2xx;
-        problems.push(...m.problems);
-        const n = m.saturation.ok2xx;
-        const record: RoundRecord = {
-          config: config.id,
-          cycle,
-          warmup: false,
-          saturation: m.saturation,
-          warm: m.warm,
-          fixed: m.fixed,
-          cpuMsPerPayment: {
-            payment: (m.cpuMs.payment.user + m.cpuMs.payment.system) / n,
-            fraud: (m.cpuMs.fraud.user + m.cpuMs.fraud.system) / n,
-            loadGenerator: m.cpuMs.loadGenerator / n,
-          },
-          cpuMs: m.cpuMs,
-          logLinesPerPayment: { payment: m.logLines.payment / n, fraud: m.logLines.fraud / n },
-          traces: m.traces,
-          tracesToEnd: m.tracesToEnd,
-          answered2xx: m.answered2xx,
-          problems: m.problems,
-          notes: m.notes,
-        };
-        rounds.push(record);
-        logRound(record);
-        if (m.fixed && m.saturation.throughput < 2 * options.fixedRate) {
-          log(`bench: warning: ${config.id} saturates at ${fmt(m.saturation.throughput, 0)}/s, less than twice the fixed rate`);
-        }
-      }
-      const duration = warmupCycle ? Math.min(4, options.duration) : options.duration;
-      checkBudget(duration + 2);
-      const ceiling = await runPgbench({
-        database: db.name,
-        clients: options.connections,
-        threads: Math.min(2, options.connections),
-        durationSec: duration,
-        wallets: options.wallets,
-      });
-      const record: RoundRecord = { config: "ceiling", cycle, warmup: warmupCycle, saturation: ceiling, command: ceiling.command };
-      rounds.push(record);
-      logRound(record);
+    // Started two at a time (starting is slow on a busy machine), warmed one after the other.
+    for (let i = 0; i < configs.length; i += 2) {
+      const batch = configs.slice(i, i + 2);
+      const started = await Promise.allSettled(batch.map((c) => startPair(stand, c, builds, `${redisPrefix}${c.id}:`)));
+      started.forEach((s, k) => s.status === "fulfilled" && pairs.set(batch[k].id, s.value));
+      const failedStart = started.find((s) => s.status === "rejected");
+      if (failedStart) throw (failedStart as PromiseRejectedResult).reason;
     }
-    await stopAllPairs();
-    ledger = await checkLedger(db, options.wallets, answered);
-  } catch (error) {
-    if (!(error instanceof BudgetExceeded)) throw error;
-    incomplete = error.message;
-    log(`bench: ${incomplete}; reporting what was measured`);
+    for (const config of configs) {
+      const pair = pairs.get(config.id)!;
+      // Warm to a count, not a time, so slower configurations get the same JIT warm-up.
+      for (let done = 0, step = 0, until = Date.now() + 15_000; done < options.warmupPayments && Date.now() < until; step++) {
+        if (!fits(2)) throw new Error(`the --budget of ${options.budget} s ran out while warming ${config.id}`);
+        const warm = await runPaymentLoad({ url: pair.payment.url, connections: options.connections, seconds: 2, wallets: options.wallets, keyPrefix: `bench-${runId}-${config.id}-warm${step}` });
+        done += warm.ok2xx;
+        answered += warm.ok2xx;
+        if (warm.failed) notes.push(`${config.id} warm-up: ${warm.failed} failed request(s) ${JSON.stringify(warm.statusCodes)}`);
+      }
+      await waitForQuiet(stand.db);
+      log(`bench: ${config.id} started and warmed`);
+    }
+    const roundSeconds = options.seconds + 3;
+    for (let index = 1; index <= options.rounds && !stopped; index++) {
+      for (const config of configs) {
+        if (!fits(roundSeconds)) {
+          stopped = `the --budget of ${options.budget} s ran out in round ${index}`;
+          break;
+        }
+        const round = await measure(stand, pairs.get(config.id)!, config, index, options, `bench-${runId}-${config.id}-${index}`);
+        rounds.push(round);
+        answered += round.answered2xx;
+        problems.push(...round.problems);
+        notes.push(...round.notes);
+        log(`  round ${index} ${config.id.padEnd(17)} ${round.throughput.toFixed(0).padStart(5)}/s  ` +
+          `cpu ${(round.cpuMsPerPayment.payment + round.cpuMsPerPayment.fraud).toFixed(3)} ms/payment  ` +
+          `load ${round.machine.loadAverage.toFixed(1)}, other processes ${round.machine.otherCores.toFixed(2)} cores`);
+      }
+    }
+    // More than 1 % of a configuration's measured requests failing makes its figures meaningless.
+    for (const config of configs) {
+      const mine = rounds.filter((r) => r.config === config.id);
+      const failed = mine.reduce((s, r) => s + r.failed, 0);
+      const total = mine.reduce((s, r) => s + r.failed + r.answered2xx, 0);
+      if (failed > 0.01 * total) problems.push(`${config.id}: ${failed} of ${total} requests failed`);
+    }
+    await Promise.all([...pairs.values()].map((p) => p.stop()));
+    pairs.clear();
+    problems.push(...(await checkLedger(stand.db, options.wallets, answered)).map((p) => `ledger: ${p}`));
   } finally {
-    await stopAllPairs();
-    await intake?.close().catch(() => undefined);
+    await Promise.all([...pairs.values()].map((p) => p.stop().catch(() => undefined)));
+    await stand.intake.close().catch(() => undefined);
     await deleteRedisKeys(redisPrefix).catch(() => undefined);
-    await db?.pool.end().catch(() => undefined);
+    await stand.db.pool.end().catch(() => undefined);
   }
 
-  const wallSeconds = (Date.now() - started) / 1000;
-  const report: BenchReport = {
-    machine: { ...machine, loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100) },
-    options: { ...options, out: path.relative(process.cwd(), options.out) || "." },
-    wallSeconds: Math.round(wallSeconds * 10) / 10,
-    complete: incomplete === undefined,
-    incomplete,
-    configs: [
-      ...SERVICE_CONFIGS.map((c) => ({ id: c.id as ConfigId, title: c.title, description: c.description })),
-      { id: "ceiling" as ConfigId, title: "ceiling (pgbench)", description: CEILING_DESCRIPTION },
-    ],
-    ...summarize(rounds),
-    ledger,
-    rounds,
+  const info: RunInfo = {
+    date: new Date(started).toISOString(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "?",
+    loadAverageAtStart,
+    loadAverageAtEnd: os.loadavg(),
+    wallSeconds: (Date.now() - started) / 1000,
+    options,
+    previous,
+    configs,
+    stopped,
+    problems,
+    notes,
   };
-  mkdirSync(options.out, { recursive: true });
-  writeFileSync(path.join(options.out, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
-  const markdown = renderMarkdown(report);
-  writeFileSync(path.join(options.out, "latest.md"), markdown);
-  process.stdout.write(`\n${markdown}\n`);
-  log(`bench: wrote ${path.relative(process.cwd(), path.join(options.out, "latest.json"))} and latest.md ` +
-    `in ${fmt(wallSeconds)} s`);
-
-  const failed = [...new Set([...problems, ...report.problems])];
-  if (ledger && !ledger.ok) failed.push(...ledger.problems.map((p) => `ledger: ${p}`));
-  if (incomplete) failed.push(incomplete);
-  if (failed.length) {
-    log(`\nBENCH FAILED:\n${failed.map((p) => `  - ${p}`).join("\n")}`);
+  const page = renderReport(info, rounds);
+  writeFileSync(options.out, page);
+  process.stdout.write(`\n${page}\n`);
+  log(`bench: wrote ${path.relative(process.cwd(), options.out)} in ${info.wallSeconds.toFixed(0)} s`);
+  if (problems.length) {
+    log(`\nBENCH FAILED:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     process.exitCode = 1;
   }
 }
 
-function logRound(r: RoundRecord): void {
-  const s = r.saturation;
-  const fixed = r.fixed ? `; at ${r.fixed.targetRate}/s p50 ${fmt(r.fixed.latencyMs.p50, 2)} p99 ${fmt(r.fixed.latencyMs.p99, 2)} ms` : "";
-  const cpu = r.cpuMsPerPayment ? `; cpu/payment ${fmt(r.cpuMsPerPayment.payment, 2)}+${fmt(r.cpuMsPerPayment.fraud, 2)} ms` : "";
-  log(`${r.warmup ? "  (warm-up) " : "  "}cycle ${r.cycle} ${r.config.padEnd(11)} ${fmt(s.throughput).padStart(7)} /s  ` +
-    `p50 ${fmt(s.latencyMs.p50, 2)} p99 ${fmt(s.latencyMs.p99, 2)} ms  failed ${failures(s)}${cpu}${fixed}`);
+if (require.main === module) {
+  main().catch((error: Error) => {
+    log(`bench: ${error.stack ?? error.message}`);
+    process.exit(1);
+  });
 }
-
-main().catch((error: Error) => {
-  log(`bench: ${error.stack ?? error.message}`);
-  process.exit(1);
-});

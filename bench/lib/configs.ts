@@ -1,43 +1,117 @@
-/** The configurations a benchmark run alternates between. */
-import type { ServiceOverrides } from "./stand";
+/**
+ * The configurations one benchmark run alternates between: this build and the previous
+ * runtime, traced (the prod env as rendered) and untraced, then candidate cuts of the
+ * tracing overhead, each the traced build plus one change. A cut that changes code is a
+ * text replacement in the compiled app as it loads (source-patch.cjs), so the run measures
+ * it without editing app/; a replacement that no longer matches stops the service.
+ */
 
-export type ServiceConfigId = "untraced" | "traced-prod" | "traced-100";
-export type ConfigId = ServiceConfigId | "ceiling";
+export type Build = "this" | "previous";
 
-export interface ServiceConfig {
-  readonly id: ServiceConfigId;
-  readonly title: string;
-  readonly description: string;
-  /** On top of the env rendered for prod (applied to both services). */
-  readonly overrides: ServiceOverrides;
+export interface SourcePatch {
+  /** Path under app/dist/src/. */
+  readonly file: string;
+  readonly find: string;
+  readonly replace: string;
 }
 
-export const SERVICE_CONFIGS: readonly ServiceConfig[] = [
+export interface BenchConfig {
+  readonly id: string;
+  readonly title: string;
+  readonly build: Build;
+  readonly traced: boolean;
+  /** On top of the rendered prod env, both services; undefined removes a variable. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly patches?: readonly SourcePatch[];
+  /** For a candidate cut: what it changes, and what it would take to keep it. */
+  readonly cut?: string;
+}
+
+/**
+ * The previous runtime: the last commit on Node 22 with dd-trace 5.132.0. Its app/ is
+ * exported from git, installed with its own lock file and compiled (lib/previous.ts).
+ */
+export const PREVIOUS = {
+  commit: "f12a067",
+  title: "Node 22.23.0 + dd-trace 5.132.0",
+};
+
+const untraced = { DD_TRACE_ENABLED: "false" };
+
+export const CONFIGS: readonly BenchConfig[] = [
+  { id: "untraced", title: "this build, untraced", build: "this", traced: false, env: untraced },
+  { id: "traced", title: "this build, traced (prod sampling)", build: "this", traced: true },
+  { id: "prev-untraced", title: "previous runtime, untraced", build: "previous", traced: false, env: untraced },
+  { id: "prev-traced", title: "previous runtime, traced (prod sampling)", build: "previous", traced: true },
   {
-    id: "untraced",
-    title: "untraced",
-    description: "The prod env with DD_TRACE_ENABLED=false: dd-trace is loaded and initialised but creates and sends no spans.",
-    overrides: { DD_TRACE_ENABLED: "false" },
+    id: "cut-stats",
+    title: "cut: client-side stats",
+    build: "this",
+    traced: true,
+    env: { DD_TRACE_STATS_COMPUTATION_ENABLED: "true" },
+    cut:
+      "DD_TRACE_STATS_COMPUTATION_ENABLED=true: the tracer computes the trace metrics itself and drops sampled-out " +
+      "traces instead of serialising them. Payment traces are all kept by rule, so only other traces could be saved; " +
+      "the agent must then be told not to compute the stats again (it honours the Datadog-Client-Computed-Stats header).",
   },
   {
-    id: "traced-prod",
-    title: "traced, prod sampling",
-    description:
-      "The env the program renders for prod, unchanged: DD_TRACE_SAMPLE_RATE=0.1 plus rules, the first of which keeps " +
-      "every payment-flow root (fastify.request with payments.flow=payment, sample_rate 1), and DD_TRACE_RATE_LIMIT=500. " +
-      "Every trace is built and sent either way; the kept share is what the intake saw as priority 2.",
-    overrides: {},
+    id: "cut-integrations",
+    title: "cut: net and dns integrations off",
+    build: "this",
+    traced: true,
+    env: { DD_TRACE_NET_ENABLED: "false", DD_TRACE_DNS_ENABLED: "false" },
+    cut:
+      "DD_TRACE_{NET,DNS}_ENABLED=false: no tcp.connect / dns.lookup spans and no hooks on those modules (fs is off " +
+      "by default); " +
+      "no business span or monitored span depends on them (a slow connect still shows as a gap in pg.query).",
   },
   {
-    id: "traced-100",
-    title: "traced, 100 %",
-    description:
-      "DD_TRACE_SAMPLE_RATE=1 with no sampling rules and DD_TRACE_RATE_LIMIT=-1 (no rate limit), so every trace is kept.",
-    overrides: { DD_TRACE_SAMPLE_RATE: "1", DD_TRACE_SAMPLING_RULES: undefined, DD_TRACE_RATE_LIMIT: "-1" },
+    id: "cut-encoder",
+    title: "cut: v0.5 encoder",
+    build: "this",
+    traced: true,
+    env: { DD_TRACE_AGENT_PROTOCOL_VERSION: "0.5" },
+    cut: "DD_TRACE_AGENT_PROTOCOL_VERSION=0.5: the agent's string-table format, fewer bytes to encode and send.",
+  },
+  {
+    id: "cut-db-wrapper",
+    title: "cut: no database.query wrapper spans",
+    build: "this",
+    traced: true,
+    patches: [
+      {
+        file: "ledger/db.js",
+        find: "function dbQuery(pool, operation, text, values = []) {",
+        replace: "function dbQuery(pool, operation, text, values = []) {\n    return pool.query(text, values);",
+      },
+    ],
+    cut:
+      "Statements go straight to pg.query (3 spans fewer per payment). The database p95 monitor queries " +
+      "trace.database.query; kept, it would have to query the pg.query spans' trace metrics (service-entry spans of " +
+      "payment-service-postgres) instead, and lose the short operation name as resource.",
+  },
+  {
+    id: "cut-tags",
+    title: "cut: no detail tags",
+    build: "this",
+    traced: true,
+    patches: [
+      {
+        file: "tracing/spans.js",
+        find: "function setTags(span, tags) {",
+        replace:
+          "const BENCH_DETAIL = new Set(Object.values(require(\"./conventions\").DETAIL_TAGS));\n" +
+          "function setTags(span, tags) {\n    tags = Object.fromEntries(Object.entries(tags).filter(([k]) => !BENCH_DETAIL.has(k)));",
+      },
+    ],
+    cut:
+      "The app's detail tags (DETAIL_TAGS: scores, validation results, db.operation / db.row_count; ~19 keys) not set; " +
+      "business tags the dashboard and the sampling rules use stay.",
   },
 ];
 
-export const CEILING_DESCRIPTION =
-  "pgbench running the payment's own SQL (bench/ledger-transfer.pgbench.sql: idempotency lookup, wallet read, the " +
-  "transfer_funds call: transfer, ledger entries and outbox event in one transaction) on the same database, at the load " +
-  "generator's concurrency, for the same duration.";
+export function configById(id: string): BenchConfig {
+  const found = CONFIGS.find((c) => c.id === id);
+  if (!found) throw new Error(`unknown configuration ${id} (known: ${CONFIGS.map((c) => c.id).join(", ")})`);
+  return found;
+}

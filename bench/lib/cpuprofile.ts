@@ -1,8 +1,8 @@
 /**
  * Reads a V8 .cpuprofile (node --cpu-prof) and says where the time went within a window:
- * by package, by function (self time), by our functions (inclusive), and by "who asked":
- * each sample charged to the nearest function of ours on its stack, so a dd-trace or pino
- * call made from one of our helpers is charged to that helper.
+ * by package, by function (self time), dd-trace's own time by component, and by "who
+ * asked": each sample charged to the nearest function of ours on its stack, so a dd-trace
+ * or pino call made from one of our helpers is charged to that helper.
  */
 import { readFileSync } from "node:fs";
 
@@ -41,19 +41,15 @@ export interface ProfileSummary {
   readonly idleMs: number;
   readonly byPackage: Bucket[];
   readonly selfTop: Bucket[];
-  /** Our functions, time with them on the stack (callees included). */
-  readonly appInclusive: Bucket[];
   /** Every sample charged to the nearest function of ours on its stack ("(no app frame)" otherwise). */
   readonly nearestApp: Bucket[];
-  /** Samples without any function of ours on the stack, by the package of the frame nearest the root that is not node's. */
-  readonly outsideApp: Bucket[];
   /** dd-trace's own (self) time by component: packages/<package>/src/<first directory or file>. */
   readonly ddTraceSelf: Bucket[];
 }
 
 const APP_MARKER = "/app/dist/src/";
 
-export function packageOf(url: string, functionName: string): string {
+function packageOf(url: string, functionName: string): string {
   if (!url) {
     if (functionName === "(garbage collector)") return "(gc)";
     if (functionName === "(idle)") return "(idle)";
@@ -87,14 +83,10 @@ export function summarizeProfile(file: string, fromUs?: number, toUs?: number, t
     byId.set(node.id, node);
     for (const child of node.children ?? []) parent.set(child, node.id);
   }
-  const isApp = (node: ProfileNode) => node.callFrame.url.includes(APP_MARKER);
-
   const add = (map: Map<string, number>, key: string, ms: number) => map.set(key, (map.get(key) ?? 0) + ms);
   const packages = new Map<string, number>();
   const self = new Map<string, number>();
-  const inclusive = new Map<string, number>();
   const nearest = new Map<string, number>();
-  const outside = new Map<string, number>();
   const ddTrace = new Map<string, number>();
   let idleMs = 0;
   let busyMs = 0;
@@ -122,24 +114,12 @@ export function summarizeProfile(file: string, fromUs?: number, toUs?: number, t
       const m = /\/dd-trace\/packages\/([^/]+)\/(?:src\/)?([^/]+)/.exec(node.callFrame.url);
       add(ddTrace, m ? `${m[1]}/${m[2]}` : "dd-trace", ms);
     }
-    const seen = new Set<string>();
     let nearestApp: string | undefined;
-    let outermostNonNode: string | undefined;
-    for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
+    for (let id: number | undefined = node.id; id !== undefined && !nearestApp; id = parent.get(id)) {
       const frame = byId.get(id)!;
-      if (isApp(frame)) {
-        const label = frameLabel(frame.callFrame);
-        nearestApp ??= label;
-        if (!seen.has(label)) {
-          seen.add(label);
-          add(inclusive, label, ms);
-        }
-      }
-      const framePkg = packageOf(frame.callFrame.url, frame.callFrame.functionName);
-      if (framePkg !== "node" && !framePkg.startsWith("(")) outermostNonNode = framePkg;
+      if (frame.callFrame.url.includes(APP_MARKER)) nearestApp = frameLabel(frame.callFrame);
     }
     add(nearest, nearestApp ?? "(no app frame)", ms);
-    if (!nearestApp) add(outside, outermostNonNode ?? (pkg.startsWith("(") ? pkg : "node"), ms);
   }
   const buckets = (map: Map<string, number>, n = top): Bucket[] =>
     [...map.entries()]
@@ -152,9 +132,7 @@ export function summarizeProfile(file: string, fromUs?: number, toUs?: number, t
     idleMs: Math.round(idleMs),
     byPackage: buckets(packages, 30),
     selfTop: buckets(self),
-    appInclusive: buckets(inclusive),
     nearestApp: buckets(nearest),
-    outsideApp: buckets(outside, 15),
     ddTraceSelf: buckets(ddTrace, 15),
   };
 }

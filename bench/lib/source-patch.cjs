@@ -1,12 +1,8 @@
 /**
- * Preloaded into a service (NODE_OPTIONS=--require …/source-patch.cjs) by bench/experiments.ts
- * to measure a proposed change to the compiled app without touching app/: rewrites the
- * source of app/dist/src/<file> as it is loaded, by exact text replacement or by a whole
- * replacement file. BENCH_SOURCE_PATCHES holds the path of a JSON list of
- *   { "file": "server/http.js", "find": "…", "replace": "…" }  or
- *   { "file": "payment-service/fraud-client.js", "replaceWith": "/abs/path.js" }  or
- *   { "file": "payment-service/store.js", "append": "exports.transferFunds = …" }
- * (an appended export replaces what other modules call through `(0, store_1.transferFunds)(…)`).
+ * Preloaded into a service (NODE_OPTIONS=--require …/source-patch.cjs) for a candidate cut
+ * of lib/configs.ts: rewrites the source of app/dist/src/<file> as it is loaded, by exact
+ * text replacement. BENCH_SOURCE_PATCHES holds the path of a JSON list of
+ *   { "file": "ledger/db.js", "find": "…", "replace": "…" }
  * A `find` that is not in the file stops the process: a stale patch must not measure nothing.
  */
 "use strict";
@@ -24,18 +20,11 @@ Module.prototype._compile = function patchedCompile(content, filename) {
     const file = filename.slice(at + MARKER.length);
     for (const patch of patches) {
       if (patch.file !== file) continue;
-      if (patch.replaceWith) {
-        content = fs.readFileSync(patch.replaceWith, "utf8");
-      } else if (patch.append) {
-        content = `${content}\n${patch.append}\n`;
-      } else {
-        if (!content.includes(patch.find)) {
-          process.stderr.write(`bench-patch: ${file}: text to replace not found: ${JSON.stringify(patch.find)}\n`);
-          process.exit(70);
-        }
-        content = content.split(patch.find).join(patch.replace);
+      if (!content.includes(patch.find)) {
+        process.stderr.write(`bench-patch: ${file}: text to replace not found: ${JSON.stringify(patch.find)}\n`);
+        process.exit(70);
       }
-      process.stderr.write(`bench-patch: applied to ${file}\n`);
+      content = content.split(patch.find).join(patch.replace);
     }
   }
   return compile.call(this, content, filename);

@@ -210,19 +210,21 @@ function assertNoTracerInTestProcess(): void {
 }
 
 /**
- * Spawns the service and resolves once it logged the port it listens on. `appDir`: another
- * compiled copy of app/ (the benchmark compares an earlier commit side by side), built by
- * the caller; by default this one, built here.
+ * Spawns the service and resolves once it logged the port it listens on. `appDir` and
+ * `node`: another compiled copy of app/ and the Node binary to run it on (the benchmark
+ * runs the previous runtime side by side), built by the caller; by default this one,
+ * built here, on the image's Node.
  */
 export async function startService(
   service: ServiceName,
   env: Record<string, string>,
   appDir: string = APP_DIR,
+  node: string = SERVICE_NODE,
 ): Promise<RunningService> {
   assertNoTracerInTestProcess();
   if (appDir === APP_DIR) await ensureBuilt();
   const entry = path.join(appDir, ENTRY_POINTS[service]);
-  const child = spawn(SERVICE_NODE, [entry], { cwd: appDir, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(node, [entry], { cwd: appDir, env, stdio: ["ignore", "pipe", "pipe"] });
   const instance = new RunningService(service, child);
   running.add(instance);
   instance.exited.then(() => running.delete(instance));
