@@ -1,6 +1,6 @@
 /**
  * payments-apm: Datadog distributed tracing for the payments system on Amazon EKS.
- * cluster → Datadog Agent → payment-service + fraud-service → sampling → monitors → SLOs, dashboard.
+ * cluster → Datadog Agent → ledger migrations → payment-service + fraud-service → sampling → monitors → SLOs, dashboard.
  */
 import { SERVICES } from "./app/src/tracing/conventions";
 import { ApmDashboard } from "./components/apm-dashboard";
@@ -9,6 +9,7 @@ import { ApmSlos } from "./components/apm-slos";
 import { EksCluster } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
+import { LedgerMigrations } from "./components/ledger-migrations";
 import { agentSamplers, TraceRetention } from "./components/sampling";
 import { ServiceNamespace } from "./components/service-namespace";
 import { agentConnectionOf, TracedService } from "./components/traced-service";
@@ -66,6 +67,30 @@ const fraud = new TracedService(
   { ...k8s, dependsOn: afterAgent },
 );
 
+// The ledger schema, applied before payment-service rolls: a failed migration fails the up here.
+const migrations = new LedgerMigrations(
+  "ledger-migrations",
+  {
+    namespace: namespace.name,
+    image: config.services.payment.image,
+    version: config.services.payment.version,
+    env,
+    globalTags,
+    agent: common.agent,
+    database: {
+      host: config.database.host,
+      port: config.database.port,
+      name: config.database.name,
+      migrationUser: config.database.migrationUser,
+      runtimeUser: config.database.user,
+    },
+    migrationPassword: config.secrets.databaseMigrationPassword,
+    backoffLimit: config.database.migrations.backoffLimit,
+    activeDeadlineSeconds: config.database.migrations.activeDeadlineSeconds,
+  },
+  { ...k8s, dependsOn: afterAgent },
+);
+
 const payment = new TracedService(
   "payment-service",
   {
@@ -83,7 +108,7 @@ const payment = new TracedService(
     },
     secretEnv: { PGPASSWORD: config.secrets.databasePassword },
   },
-  { ...k8s, dependsOn: afterAgent },
+  { ...k8s, dependsOn: [...afterAgent, migrations] },
 );
 
 const retention = new TraceRetention("trace-retention", { policy: config.sampling, env, services: [SERVICES.payment, SERVICES.fraud] });
@@ -98,6 +123,7 @@ export const datadogNamespace = agent?.namespace;
 export const servicesNamespace = namespace.name;
 export const services = { payment: payment.serviceName, fraud: fraud.serviceName };
 export const fraudServiceUrl = fraud.url;
+export const ledgerMigrationJob = migrations.jobName;
 export const monitorIds = monitors.monitorIds;
 export const retentionFilterIds = retention.filterIds;
 

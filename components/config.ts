@@ -304,10 +304,32 @@ export const stackConfigSchema = z
         host: z.string({ error: "must be a string" }).min(1, "must not be empty"),
         port: count(1, 65535).default(5432),
         name: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
+        /** The services' role (runtime): granted only the DML they issue, by a migration. */
         user: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
+        /** The role the migration Job runs as, owner of the ledger's tables (password: payments-apm:databaseMigrationPassword). */
+        migrationUser: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments_migrations"),
         poolMax: count(1, 200).default(10),
+        migrations: z
+          .object({
+            /** Pods retried after a failed run before the Job fails (a lost connection is retried; a bad migration fails fast). */
+            backoffLimit: count(0, 10).default(2),
+            /** Seconds the whole Job may take, retries included; `pulumi up` waits up to 2 minutes longer. */
+            activeDeadlineSeconds: count(30, 3600).default(600),
+          })
+          .strict()
+          .prefault({}),
       })
-      .strict(),
+      .strict()
+      .superRefine((db, ctx) => {
+        if (db.migrationUser === db.user) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["migrationUser"],
+            message: `must differ from database.user (${JSON.stringify(db.user)}): the services must not own the ledger's tables`,
+            input: db.migrationUser,
+          });
+        }
+      }),
     redis: z
       .object({
         host: z.string({ error: "must be a string" }).min(1, "must not be empty"),
@@ -398,6 +420,7 @@ export interface StackConfig extends StackSettings {
     readonly datadogApiKey: pulumi.Output<string>;
     readonly datadogAppKey: pulumi.Output<string>;
     readonly databasePassword: pulumi.Output<string>;
+    readonly databaseMigrationPassword: pulumi.Output<string>;
   };
   /** The global tags every span and the Agent carry. */
   readonly globalTags: Readonly<{ cluster: string; region: string; deployment: string }>;
@@ -408,9 +431,10 @@ export const SECRET_KEYS = {
   datadogApiKey: "datadog:apiKey",
   datadogAppKey: "datadog:appKey",
   databasePassword: `${PROJECT}:databasePassword`,
+  databaseMigrationPassword: `${PROJECT}:databaseMigrationPassword`,
 } as const;
 
-const TOP_LEVEL_KEYS = new Set([...Object.keys(stackConfigSchema.shape), "databasePassword"]);
+const TOP_LEVEL_KEYS = new Set([...Object.keys(stackConfigSchema.shape), "databasePassword", "databaseMigrationPassword"]);
 
 /**
  * Validates the raw `payments-apm:*` values (top-level key → parsed YAML value) and returns
@@ -464,7 +488,7 @@ function readRawProjectConfig(): Record<string, unknown> {
   for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (!fullKey.startsWith(prefix)) continue;
     const key = fullKey.slice(prefix.length);
-    if (key === "databasePassword") continue; // secret: read below, never as plain text
+    if (key === "databasePassword" || key === "databaseMigrationPassword") continue; // secrets: read below, never as plain text
     raw[key] = parseConfigValue(value);
   }
   return raw;
@@ -516,10 +540,11 @@ export function loadConfig(): StackConfig {
   const datadogApiKey = secret(SECRET_KEYS.datadogApiKey, "Datadog API key");
   const datadogAppKey = secret(SECRET_KEYS.datadogAppKey, "Datadog application key");
   const databasePassword = secret(SECRET_KEYS.databasePassword, "database password");
-  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword) throw new ConfigError(problems);
+  const databaseMigrationPassword = secret(SECRET_KEYS.databaseMigrationPassword, "migration role's database password");
+  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword) throw new ConfigError(problems);
   return Object.freeze({
     ...settings,
-    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword }),
+    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword }),
     globalTags: Object.freeze({ cluster: settings.cluster.name, region: settings.cluster.region, deployment: settings.deployment }),
   });
 }

@@ -217,7 +217,10 @@ export class TracedService extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this },
+      // The component's dependencies (the Agent, the migrations) stated on the Deployment
+      // itself: the pods wait for them without relying on how a component's dependsOn
+      // reaches its children.
+      { parent: this, dependsOn: opts?.dependsOn },
     );
 
     const service = new k8s.core.v1.Service(

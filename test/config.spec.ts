@@ -59,7 +59,15 @@ describe("stack config", () => {
         fraud: { ...minimal.services.fraud, replicas: 2, minAvailable: 1, resources: { cpuRequest: "250m", memoryRequest: "256Mi", memoryLimit: "512Mi" } },
         fraudTimeoutMs: 800,
       },
-      database: { host: "db.internal", port: 5432, name: "payments", user: "payments", poolMax: 10 },
+      database: {
+        host: "db.internal",
+        port: 5432,
+        name: "payments",
+        user: "payments",
+        migrationUser: "payments_migrations",
+        poolMax: 10,
+        migrations: { backoffLimit: 2, activeDeadlineSeconds: 600 },
+      },
       redis: { host: "redis.internal", port: 6379 },
       sampling: {
         baseRate: 0.1,

@@ -10,6 +10,7 @@ const SENTINELS = {
   "datadog:apiKey": "dd-api-key-sentinel-0123456789abcdef",
   "datadog:appKey": "dd-app-key-sentinel-fedcba9876543210",
   "payments-apm:databasePassword": "db-password-sentinel-s3cr3t",
+  "payments-apm:databaseMigrationPassword": "db-migration-password-sentinel-9q",
 };
 
 const runs: Record<string, ProgramRun> = {};
@@ -78,6 +79,7 @@ describe("the program (index.ts) under the mock engine", () => {
           runs[stack].resources.flatMap((r) => (JSON.stringify(r.inputs).includes(value) ? [`${r.type}::${r.name}`] : []));
         assert.deepEqual(placesOf(SENTINELS["datadog:apiKey"]), ["kubernetes:core/v1:Secret::datadog-agent-api-key"]);
         assert.deepEqual(placesOf(SENTINELS["payments-apm:databasePassword"]), ["kubernetes:core/v1:Secret::payment-service-secrets"]);
+        assert.deepEqual(placesOf(SENTINELS["payments-apm:databaseMigrationPassword"]), ["kubernetes:core/v1:Secret::ledger-migrations-secrets"]);
         assert.deepEqual(placesOf(SENTINELS["datadog:appKey"]), []);
         for (const r of runs[stack].resources.filter((x) => x.type === "kubernetes:core/v1:Secret")) assert.ok(r.secretPaths.length > 0, `${r.name} data is secret`);
         const outputs = JSON.stringify(runs[stack].outputs);

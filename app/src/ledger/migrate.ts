@@ -1,81 +1,42 @@
 /**
- * Applies app/migrations/*.sql in name order, each file once, each in its own
- * transaction, recorded in schema_migrations. Safe to run again and from several pods at
- * once (an advisory lock serialises runners). Connection from the PG* variables.
+ * The `migrate` entry: applies the ledger migrations (migrations.ts), one span per
+ * migration, then flushes the tracer and exits 0, or 1 naming the file that failed. The
+ * deploy runs it as a Kubernetes Job from the payment-service image; locally:
  *
  *   npm run -w app migrate
+ *
+ * Connection from the PG* variables (the migration role); LEDGER_RUNTIME_ROLE names the
+ * services' role for the grants migration (unset: nothing granted, the migrating role runs
+ * the services, as in local development). Tracing from the DD_* variables.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import path from "node:path";
-import { Client, type ClientConfig } from "pg";
+import { flushTracer } from "../tracing/tracer";
+import { DETAIL_TAGS, SPANS } from "../tracing/conventions";
+import { setTags, traced } from "../tracing/spans";
+import { migrate, migrationsDir } from "./migrations";
 
-/** Arbitrary, fixed: every runner takes the same advisory lock. */
-const MIGRATION_LOCK_ID = 4_271_001;
+const log = (level: string, msg: string, fields: object = {}) =>
+  (level === "info" ? process.stdout : process.stderr).write(`${JSON.stringify({ level, msg, ...fields })}\n`);
 
-/** app/migrations, found from src/ledger (tsx) or dist/src/ledger (compiled). */
-export function migrationsDir(from: string = __dirname): string {
-  for (let dir = from; ; dir = path.dirname(dir)) {
-    const candidate = path.join(dir, "migrations");
-    if (existsSync(candidate)) return candidate;
-    if (path.dirname(dir) === dir) throw new Error(`no migrations directory above ${from}`);
-  }
-}
-
-export interface MigrationResult {
-  readonly applied: readonly string[];
-  readonly skipped: readonly string[];
-}
-
-export async function migrate(config: ClientConfig = {}, dir: string = migrationsDir()): Promise<MigrationResult> {
-  const files = readdirSync(dir)
-    .filter((name) => name.endsWith(".sql"))
-    .sort();
-  const client = new Client(config);
-  await client.connect();
+async function main(): Promise<number> {
+  const dir = migrationsDir();
+  const runtimeRole = process.env.LEDGER_RUNTIME_ROLE || undefined;
   try {
-    await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_ID]);
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS schema_migrations (
-         version    TEXT        PRIMARY KEY,
-         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-       )`,
-    );
-    const done = new Set(
-      (await client.query<{ version: string }>("SELECT version FROM schema_migrations")).rows.map((r) => r.version),
-    );
-    const applied: string[] = [];
-    const skipped: string[] = [];
-    for (const file of files) {
-      if (done.has(file)) {
-        skipped.push(file);
-        continue;
-      }
-      await client.query("BEGIN");
-      try {
-        await client.query(readFileSync(path.join(dir, file), "utf8"));
-        await client.query("INSERT INTO schema_migrations (version) VALUES ($1)", [file]);
-        await client.query("COMMIT");
-      } catch (error) {
-        await client.query("ROLLBACK");
-        throw new Error(`migration ${file} failed: ${(error as Error).message}`);
-      }
-      applied.push(file);
-    }
-    return { applied, skipped };
+    const result = await traced(SPANS.ledgerMigrate, async (span) => {
+      const outcome = await migrate({}, dir, {
+        runtimeRole,
+        around: (file, apply) => traced(SPANS.ledgerMigration, apply, { [DETAIL_TAGS.migrationFile]: file }, { resource: file }),
+      });
+      setTags(span, { [DETAIL_TAGS.migrationsApplied]: outcome.applied.length, [DETAIL_TAGS.migrationsSkipped]: outcome.skipped.length });
+      return outcome;
+    });
+    log("info", "migrations done", { applied: result.applied, skipped: result.skipped });
+    return 0;
+  } catch (error) {
+    log("fatal", (error as Error).message);
+    return 1;
   } finally {
-    await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_ID]).catch(() => undefined);
-    await client.end();
+    await flushTracer(5_000);
   }
 }
 
-if (require.main === module) {
-  migrate().then(
-    ({ applied, skipped }) => {
-      process.stdout.write(`${JSON.stringify({ level: "info", msg: "migrations done", applied, skipped })}\n`);
-    },
-    (error: Error) => {
-      process.stderr.write(`${JSON.stringify({ level: "fatal", msg: error.message })}\n`);
-      process.exit(1);
-    },
-  );
-}
+main().then((code) => process.exit(code));

@@ -9,6 +9,9 @@ export const SERVICES = {
 } as const;
 export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
 
+/** DD_SERVICE of the ledger migration Job (the `migrate` entry of the payment-service image). */
+export const MIGRATIONS_SERVICE = "ledger-migrations";
+
 /** Business spans, named as in the original tracing design. */
 export const SPANS = {
   processPayment: "payment.process_payment",
@@ -19,6 +22,10 @@ export const SPANS = {
   /** Every ledger statement the app runs is wrapped in this measured span. */
   databaseQuery: "database.query",
   userAuthentication: "user.authentication",
+  /** One run of the migrate entry (root span of the migration Job). */
+  ledgerMigrate: "ledger.migrate",
+  /** One migration file applied, resource = the file name. */
+  ledgerMigration: "ledger.migration",
 } as const;
 
 /**
@@ -126,6 +133,9 @@ export const DETAIL_TAGS = {
   overallScore: "risk_scoring.overall_score",
   dbOperation: "db.operation",
   dbRowCount: "db.row_count",
+  migrationFile: "ledger.migration.file",
+  migrationsApplied: "ledger.migrations.applied",
+  migrationsSkipped: "ledger.migrations.skipped",
 } as const;
 
 /** Values of `payment.failure_reason`; also the `error` code of the matching HTTP answer. */

@@ -3,7 +3,7 @@
  * queries tests need to read the ledger.
  */
 import { Client, Pool } from "pg";
-import { migrate } from "../../src/ledger/migrate";
+import { migrate } from "../../src/ledger/migrations";
 import type { CustomerTier } from "../../src/tracing/conventions";
 
 export const PG = { host: "127.0.0.1", port: 5432, user: "postgres" } as const;

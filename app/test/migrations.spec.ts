@@ -1,0 +1,269 @@
+/**
+ * The deploy's migration Job, for real: the compiled `migrate` entry with the env the program
+ * renders for the Job, as the migration role on an empty database, then payment-service as
+ * the runtime role the grants migration names. Roles and databases are unique per process.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Client, Pool } from "pg";
+import { DETAIL_TAGS, MIGRATIONS_SERVICE, SPANS } from "../src/tracing/conventions";
+import { balanceOf, createWallet, PG } from "./support/database";
+import { e2e, newKey, postPayment, startPaymentService, type E2E } from "./support/e2e";
+import { ensureBuilt, SERVICE_NODE } from "./support/services";
+
+const APP_DIR = path.resolve(__dirname, "..");
+const REPO_DIR = path.resolve(APP_DIR, "..");
+const MIGRATION_FILES = readdirSync(path.join(APP_DIR, "migrations")).filter((f) => f.endsWith(".sql")).sort();
+
+const MIGRATOR = `payments_migrator_${process.pid}`;
+const RUNTIME = `payments_runtime_${process.pid}`;
+const databases: string[] = [];
+
+async function admin<T>(work: (c: Client) => Promise<T>, database = "postgres"): Promise<T> {
+  const client = new Client({ ...PG, database });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** An empty database owned by the migration role (the DBA's one-time set-up, README "Deploy"). */
+async function emptyDatabase(label: string): Promise<string> {
+  const name = `payments_${label}_${process.pid}`;
+  databases.push(name);
+  await admin(async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${name} OWNER ${MIGRATOR}`);
+  });
+  return name;
+}
+
+/** The Job's container env as the program renders it for prod, fields resolved, addresses on loopback. */
+async function jobEnv(intakeUrl: string, database: string): Promise<Record<string, string>> {
+  const { renderedMigrationEnv } = require(path.join(REPO_DIR, "test/support/rendered-job-env")) as {
+    renderedMigrationEnv: (stack: string) => Promise<Record<string, string>>;
+  };
+  const rendered = await renderedMigrationEnv("prod");
+  assert.equal(rendered.PGUSER, "payments_migrations", "the prod Job connects as the migration role");
+  assert.equal(rendered.LEDGER_RUNTIME_ROLE, "payment_service", "…and grants to the services' role");
+  const env: Record<string, string | undefined> = {
+    ...rendered,
+    PATH: process.env.PATH,
+    DD_TRACE_AGENT_URL: intakeUrl,
+    DD_AGENT_HOST: undefined,
+    DD_TRACE_AGENT_PORT: undefined,
+    DD_REMOTE_CONFIGURATION_ENABLED: "false",
+    DD_INSTRUMENTATION_TELEMETRY_ENABLED: "false",
+    PGHOST: PG.host,
+    PGPORT: String(PG.port),
+    PGDATABASE: database,
+    PGUSER: MIGRATOR,
+    LEDGER_RUNTIME_ROLE: RUNTIME,
+  };
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `node dist/src/ledger/migrate.js` (of `appDir`) to its exit, as the image's Job does. */
+function runMigrate(env: Record<string, string>, appDir = APP_DIR): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(SERVICE_NODE, ["dist/src/ledger/migrate.js"], { cwd: appDir, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const appliedBy = (run: Run): string[] => {
+  const done = run.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === "migrations done");
+  assert.ok(done, `no "migrations done" line:\n${run.stdout}\n${run.stderr}`);
+  return done.applied;
+};
+
+async function versions(database: string): Promise<string[]> {
+  return admin(async (c) => (await c.query<{ version: string }>("SELECT version FROM schema_migrations ORDER BY version")).rows.map((r) => r.version), database);
+}
+
+/** Tables, columns, functions and grants of the public schema: what a failed migration must leave as it was. */
+async function schemaSnapshot(database: string): Promise<unknown> {
+  return admin(async (c) => {
+    const q = async (sql: string) => (await c.query(sql)).rows;
+    return {
+      columns: await q(`SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2`),
+      functions: await q(`SELECT p.proname, p.prosecdef, p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' ORDER BY 1`),
+      grants: await q(`SELECT grantee, table_name, privilege_type FROM information_schema.role_table_grants WHERE table_schema = 'public' ORDER BY 1, 2, 3`),
+      indexes: await q(`SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1`),
+    };
+  }, database);
+}
+
+describe("ledger migrations as the deploy runs them (migration role, runtime role)", function () {
+  this.timeout(60_000);
+  let env: E2E;
+
+  before(async function () {
+    await Promise.all([ensureBuilt(), (async () => (env = await e2e()))()]);
+    await admin(async (c) => {
+      for (const role of [MIGRATOR, RUNTIME]) {
+        await c.query(`DROP ROLE IF EXISTS ${role}`);
+        await c.query(`CREATE ROLE ${role} LOGIN`);
+      }
+    });
+  });
+
+  after(async function () {
+    await admin(async (c) => {
+      for (const db of databases) await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      for (const role of [RUNTIME, MIGRATOR]) await c.query(`DROP ROLE IF EXISTS ${role}`);
+    });
+  });
+
+  describe("on an empty database", () => {
+    let database: string;
+    let first: Run;
+
+    before(async () => {
+      database = await emptyDatabase("migrated");
+      first = await runMigrate(await jobEnv(env.intake.url, database));
+    });
+
+    it("applies every migration once, as the migration role, and exits 0", async () => {
+      assert.equal(first.code, 0, first.stderr);
+      assert.deepEqual(appliedBy(first), MIGRATION_FILES);
+      assert.deepEqual(await versions(database), MIGRATION_FILES);
+      const owners = await admin((c) => c.query(`SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'`), database);
+      assert.deepEqual(owners.rows.map((r) => r.tableowner), [MIGRATOR]);
+      const again = await runMigrate(await jobEnv(env.intake.url, database));
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(appliedBy(again), [], "a second run applies nothing");
+    });
+
+    it("traces one span per migration with its file and how long it took, under the ledger-migrations service", async () => {
+      const trace = await env.intake.waitForTrace((t) => t.some((s) => s.name === SPANS.ledgerMigrate && s.metrics[DETAIL_TAGS.migrationsApplied] === MIGRATION_FILES.length));
+      const root = trace.find((s) => s.name === SPANS.ledgerMigrate)!;
+      assert.equal(root.service, MIGRATIONS_SERVICE);
+      assert.equal(root.error, 0);
+      const steps = trace.filter((s) => s.name === SPANS.ledgerMigration);
+      assert.deepEqual(steps.map((s) => s.meta[DETAIL_TAGS.migrationFile]), MIGRATION_FILES);
+      assert.deepEqual(steps.map((s) => s.resource), MIGRATION_FILES);
+      for (const s of steps) {
+        assert.equal(s.parentId, root.spanId);
+        assert.ok(s.duration > 0, `${s.resource} has a duration`);
+      }
+      assert.ok(root.duration >= steps.reduce((sum, s) => sum + s.duration, 0));
+    });
+
+    it("lets payment-service, as the runtime role, make payments", async () => {
+      const pool = new Pool({ ...PG, user: MIGRATOR, database, max: 2 });
+      try {
+        const sender = await createWallet(pool, "rt_sender", { balance: 10_000 });
+        const receiver = await createWallet(pool, "rt_receiver", { balance: 0 });
+        const payment = await startPaymentService(env, { PGDATABASE: database, PGUSER: RUNTIME, FRAUD_SERVICE_URL: env.fraud.url });
+        const body = { sender_id: sender, receiver_id: receiver, amount: 2_500, currency: "USD", payment_method_type: "wallet" };
+        const key = newKey();
+        const paid = await postPayment(payment, body, { "idempotency-key": key });
+        assert.equal(paid.status, 201, JSON.stringify(paid.body));
+        assert.deepEqual(await postPayment(payment, body, { "idempotency-key": key }), paid, "a replay reads its stored answer");
+        const declined = await postPayment(payment, { ...body, amount: 9_000 });
+        assert.equal(declined.status, 402, JSON.stringify(declined.body));
+        assert.equal(await balanceOf(pool, sender), 7_500n);
+        assert.equal(await balanceOf(pool, receiver), 2_500n);
+        const { rows } = await pool.query(`SELECT status, count(*)::int AS n FROM transactions GROUP BY status ORDER BY status`);
+        assert.deepEqual(rows, [{ status: "completed", n: 1 }, { status: "declined", n: 1 }]);
+        await payment.stop();
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it("refuses the runtime role every statement the service does not issue", async () => {
+      const runtime = new Client({ ...PG, user: RUNTIME, database });
+      await runtime.connect();
+      try {
+        const refused = async (sql: string) => {
+          await assert.rejects(runtime.query(sql), (e: { code?: string }) => e.code === "42501", sql);
+        };
+        for (const table of ["wallets", "transactions", "ledger_entries", "outbox", "schema_migrations"]) {
+          await refused(`DELETE FROM ${table}`);
+          await refused(`TRUNCATE ${table}`);
+          await refused(`DROP TABLE ${table}`);
+          await refused(`ALTER TABLE ${table} ADD COLUMN sneaky INTEGER`);
+        }
+        await refused(`UPDATE wallets SET balance = balance + 1000000`);
+        await refused(`INSERT INTO ledger_entries (transaction_id, user_id, currency, direction, amount) VALUES (gen_random_uuid(), 'x', 'USD', 'credit', 1)`);
+        await refused(`INSERT INTO outbox (aggregate_id, event_type, payload) VALUES (gen_random_uuid(), 'x', '{}')`);
+        await refused(`SELECT * FROM ledger_entries`);
+        const { rows: functions } = await runtime.query<{ signature: string }>(`SELECT oid::regprocedure::text AS signature FROM pg_proc WHERE proname = 'transfer_funds'`);
+        assert.equal(functions.length, 1);
+        await refused(`DROP FUNCTION ${functions[0].signature}`);
+        await refused(`ALTER FUNCTION ${functions[0].signature} SECURITY INVOKER`);
+        await refused(`CREATE FUNCTION public.evil() RETURNS TEXT LANGUAGE sql AS $$ SELECT 'x' $$`);
+        // What it may do is what the service does.
+        await runtime.query(`SELECT user_id FROM wallets LIMIT 1`);
+        await runtime.query(`SELECT id FROM transactions LIMIT 1`);
+      } finally {
+        await runtime.end();
+      }
+      const owner = await admin((c) => c.query(`SELECT count(*)::int AS n FROM wallets`), database);
+      assert.ok(owner.rows[0].n >= 2, "nothing was deleted");
+    });
+  });
+
+  it("applies each migration once when two runs start at once", async () => {
+    const database = await emptyDatabase("concurrent");
+    const jobs = await Promise.all([runMigrate(await jobEnv(env.intake.url, database)), runMigrate(await jobEnv(env.intake.url, database))]);
+    for (const run of jobs) assert.equal(run.code, 0, run.stderr);
+    const [a, b] = jobs.map(appliedBy);
+    assert.deepEqual([...a, ...b].sort(), MIGRATION_FILES, "every file applied by exactly one of them");
+    assert.ok(a.length === 0 || b.length === 0, "the second waits for the first's lock, then finds everything applied");
+    assert.deepEqual(await versions(database), MIGRATION_FILES);
+  });
+
+  it("exits non-zero naming a failing migration's file, and leaves the schema as it was", async () => {
+    const database = await emptyDatabase("failing");
+    assert.equal((await runMigrate(await jobEnv(env.intake.url, database))).code, 0);
+    const before = await schemaSnapshot(database);
+
+    // The compiled app as the image lays it out (/app/dist/src, /app/migrations), with one more migration that fails halfway.
+    const image = mkdtempSync(path.join(tmpdir(), "migrate-image-"));
+    try {
+      cpSync(path.join(APP_DIR, "dist/src"), path.join(image, "dist/src"), { recursive: true });
+      cpSync(path.join(APP_DIR, "migrations"), path.join(image, "migrations"), { recursive: true });
+      symlinkSync(path.join(REPO_DIR, "node_modules"), path.join(image, "node_modules"), "dir");
+      const broken = "900_broken.sql";
+      writeFileSync(
+        path.join(image, "migrations", broken),
+        `CREATE TABLE half_done (id INTEGER);\nALTER TABLE wallets ADD COLUMN half_done INTEGER;\nSELECT 1 / 0;\n`,
+      );
+      const run = await runMigrate(await jobEnv(env.intake.url, database), image);
+      assert.equal(run.code, 1, run.stdout);
+      assert.match(run.stderr, /migration 900_broken\.sql failed: division by zero/);
+      assert.deepEqual(await schemaSnapshot(database), before);
+      assert.deepEqual(await versions(database), MIGRATION_FILES);
+      const trace = await env.intake.waitForTrace((t) => t.some((s) => s.name === SPANS.ledgerMigration && s.resource === broken));
+      const step = trace.find((s) => s.resource === broken)!;
+      assert.equal(step.error, 1);
+      assert.match(step.meta["error.message"], /900_broken\.sql|division by zero/);
+      assert.equal(trace.find((s) => s.name === SPANS.ledgerMigrate)!.error, 1);
+    } finally {
+      rmSync(image, { recursive: true, force: true });
+    }
+  });
+});
