@@ -6,7 +6,8 @@ import { z } from "zod";
 import { HTTP_SERVER_SPAN, SERVICES, TAGS } from "../app/src/tracing/conventions";
 import { SERVICE_NODE } from "../app/test/support/services";
 import { parseStackSettings } from "../components/config";
-import { agentSamplers, retentionFilters, retentionRate, samplingRulesFor, tracerSamplingEnv } from "../components/sampling";
+import { TraceRetention, agentSamplers, retentionFilters, retentionRate, samplingRulesFor, tracerSamplingEnv } from "../components/sampling";
+import { runUnderMocks } from "../scripts/mock-engine";
 import { rawSettings, withValue } from "./support/stack-settings";
 
 /** The rule shape dd-trace documents for DD_TRACE_SAMPLING_RULES: nothing else is read. */
@@ -124,6 +125,36 @@ describe("sampling policy", () => {
         ["slow", "env:prod AND service:(payment-service OR fraud-service) AND @duration:>1000000000", "0.8"],
       ],
     );
+  });
+
+  it("creates one enabled span retention filter per kind, named after the env, in TraceRetention", async function () {
+    this.timeout(30_000);
+    const run = await runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
+      const retention = new TraceRetention("trace-retention", { policy: prod(), env: "staging", services: ["payment-service"] });
+      return { filterIds: retention.filterIds };
+    });
+    const filters = run.resources.filter((r) => r.type === "datadog:index/apmRetentionFilter:ApmRetentionFilter");
+    assert.deepEqual(
+      filters.map((f) => [f.name, f.inputs]),
+      [
+        [
+          "trace-retention-errors",
+          { name: "payments-apm staging: error spans", enabled: true, filterType: "spans-sampling-processor", filter: { query: "env:staging AND service:(payment-service) AND status:error" }, rate: "0.5" },
+        ],
+        [
+          "trace-retention-slow",
+          {
+            name: "payments-apm staging: spans slower than 1000 ms",
+            enabled: true,
+            filterType: "spans-sampling-processor",
+            filter: { query: "env:staging AND service:(payment-service) AND @duration:>1000000000" },
+            rate: "0.8",
+          },
+        ],
+      ],
+    );
+    assert.deepEqual(Object.keys(run.outputs.filterIds as object).sort(), ["errors", "slow"]);
+    assert.ok(run.resources.some((r) => r.type === "payments-apm:sampling:TraceRetention"));
   });
 
   it("writes retention rates as the decimal strings Datadog expects", () => {

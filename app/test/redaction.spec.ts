@@ -43,4 +43,25 @@ describe("tag redaction", function () {
     assert.ok(!passesLuhn("4539148803436468"));
     assert.ok(!passesLuhn("45391488x3436467"));
   });
+
+  it("treats pan, social security and api key as sensitive however they are joined", function () {
+    for (const key of ["card.pan", "pan_hash", "pan-last", "socialsecurity", "social_security", "social-security", "apikey", "api.key"]) {
+      assert.equal(redactTag(key, "anything"), "[REDACTED]", key);
+    }
+  });
+
+  it("keeps small numbers that happen to pass Luhn, and records nothing for null", function () {
+    assert.equal(redactTag("payment.amount", 18), 18, "18 passes Luhn but is no card number");
+    assert.equal(redactTag("payment.amount", 999_999_999_999), 999_999_999_999);
+    assert.equal(redactTag("note", -4111111111111111), "[REDACTED]");
+    assert.equal(redactTag("note", null), undefined);
+  });
+
+  it("checks Luhn only on strings of digits", function () {
+    assert.equal(passesLuhn(""), false);
+    // ':' is '0' + 10: read as a digit it would keep the sum a multiple of 10.
+    assert.equal(passesLuhn("0:"), false);
+    assert.equal(passesLuhn(":00"), false);
+    assert.equal(passesLuhn("0"), true);
+  });
 });

@@ -1,0 +1,114 @@
+// Mutation testing of the program's logic (`npm run test:mutation`, scripts/mutation.ts).
+//
+// Files are tested in groups, each against the specs that exercise them: a mutant in
+// module-level code (the config schema, built at import) runs against every test of its
+// run, so a group keeps that set small. Per group, Stryker runs with the settings below
+// (MUTATION_GROUP picks the group); scripts/mutation.ts runs the groups one after the
+// other and checks every file's score against its floor.
+
+import { fileURLToPath } from "node:url";
+
+/** @type {Record<string, { mutate: string[]; spec: string[] }>} */
+export const groups = {
+  config: {
+    mutate: ["components/config.ts"],
+    spec: ["test/config.spec.ts", "test/config-sweep.spec.ts"],
+  },
+  sampling: {
+    mutate: ["components/sampling.ts"],
+    spec: ["test/sampling.spec.ts"],
+  },
+  monitoring: {
+    mutate: ["components/apm-monitors.ts", "components/apm-slos.ts", "components/apm-dashboard.ts"],
+    spec: ["test/apm-monitors.spec.ts", "test/apm-slos.spec.ts", "test/apm-dashboard.spec.ts"],
+  },
+  kubernetes: {
+    mutate: [
+      "components/traced-service.ts",
+      "components/datadog-agent.ts",
+      "components/cluster.ts",
+      "components/service-namespace.ts",
+      "components/secret-checksum.ts",
+    ],
+    spec: ["test/traced-service.spec.ts", "test/datadog-agent.spec.ts", "test/program.spec.ts", "test/rollout.spec.ts"],
+  },
+  policy: {
+    mutate: ["policy/policies.ts"],
+    spec: ["test/policy.spec.ts"],
+  },
+  app: {
+    mutate: ["app/src/payment-service/request.ts", "app/src/fraud-service/scoring.ts", "app/src/tracing/redaction.ts"],
+    spec: ["app/test/payment-request.spec.ts", "app/test/fraud-scoring.spec.ts", "app/test/redaction.spec.ts"],
+  },
+};
+
+/**
+ * Lowest mutation score (killed or timed out ÷ all mutants, equivalent ones left out) each
+ * file may have, in %. The first match wins.
+ */
+export const floors = [
+  { files: /^components\//, floor: 90 },
+  { files: /^policy\//, floor: 90 },
+  { files: /^app\/src\//, floor: 85 },
+];
+
+/**
+ * Mutants no test can kill because the mutated program behaves the same. Each is named by
+ * its file, mutator, the source it replaces and the replacement (as the report shows them).
+ * @type {{ file: string; mutator: string; original: string; replacement: string; reason: string }[]}
+ */
+export const equivalentMutants = [
+  {
+    file: "app/src/tracing/redaction.ts",
+    mutator: "EqualityOperator",
+    original: "d > 9",
+    replacement: "d >= 9",
+    reason: "d is a doubled digit there, always even: it is never 9",
+  },
+  {
+    file: "app/src/tracing/redaction.ts",
+    mutator: "AssignmentOperator",
+    original: "sum += d",
+    replacement: "sum -= d",
+    reason: "the check is sum % 10 === 0, and -s % 10 is (-)0 exactly when s % 10 is 0",
+  },
+  {
+    file: "app/src/tracing/redaction.ts",
+    mutator: "EqualityOperator",
+    original: "Math.abs(value) >= 1e12",
+    replacement: "Math.abs(value) > 1e12",
+    reason: "only 1e12 itself tells them apart, and 1 followed by twelve zeros fails Luhn either way",
+  },
+];
+
+const group = groups[process.env.MUTATION_GROUP ?? ""];
+if (process.env.MUTATION_GROUP !== undefined && !group) {
+  throw new Error(`MUTATION_GROUP must be one of ${Object.keys(groups).join(", ")}`);
+}
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: "mocha",
+  // scripts/mocha-cli-cjs.cjs: see there; tsx runs the TypeScript specs and sources.
+  testRunnerNodeArgs: ["--require", fileURLToPath(new URL("./scripts/mocha-cli-cjs.cjs", import.meta.url)), "--import", "tsx"],
+  mochaOptions: {
+    config: ".mocharc.json",
+    spec: group?.spec ?? [],
+    require: ["./test/support/mutation-hooks.ts"],
+  },
+  mutate: group?.mutate ?? [],
+  coverageAnalysis: "perTest",
+  // Two cores shared with everything else on the machine.
+  concurrency: 1,
+  incremental: true,
+  incrementalFile: `reports/mutation/${process.env.MUTATION_GROUP ?? "all"}.incremental.json`,
+  reporters: ["clear-text", "html", "json", "progress"],
+  htmlReporter: { fileName: `reports/mutation/${process.env.MUTATION_GROUP ?? "all"}.html` },
+  jsonReporter: { fileName: `reports/mutation/${process.env.MUTATION_GROUP ?? "all"}.json` },
+  clearTextReporter: { allowColor: false, reportTests: false, reportMutants: false, reportScoreTable: true },
+  timeoutMS: 10000,
+  tempDirName: ".stryker-tmp",
+  cleanTempDir: "always",
+  ignorePatterns: ["reports", "bench/results", ".stryker-tmp"],
+  thresholds: { high: 95, low: 90, break: null },
+};
