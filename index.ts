@@ -11,8 +11,9 @@ import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
 import { LedgerMigrations } from "./components/ledger-migrations";
 import { agentSamplers, TraceRetention } from "./components/sampling";
+import { paymentPolicyEnv, serviceAuthEnv, userAuthEnv } from "./components/auth";
 import { ServiceNamespace } from "./components/service-namespace";
-import { agentConnectionOf, TracedService } from "./components/traced-service";
+import { agentConnectionOf, SERVICE_TOKEN_PATH, TracedService } from "./components/traced-service";
 
 const config = loadConfig();
 const { environment: env, globalTags } = config;
@@ -62,7 +63,11 @@ const fraud = new TracedService(
     ...common,
     service: SERVICES.fraud,
     ...config.services.fraud,
-    appEnv: { REDIS_URL: `redis://${config.redis.host}:${config.redis.port}` },
+    appEnv: {
+      REDIS_URL: `redis://${config.redis.host}:${config.redis.port}`,
+      // Only payment-service may call it, proven by its ServiceAccount token.
+      ...serviceAuthEnv({ issuer: cluster.oidcIssuer, audience: SERVICES.fraud, namespace: config.services.namespace, callers: [SERVICES.payment] }),
+    },
   },
   { ...k8s, dependsOn: afterAgent },
 );
@@ -105,7 +110,11 @@ const payment = new TracedService(
       PG_POOL_MAX: String(config.database.poolMax),
       FRAUD_SERVICE_URL: `http://${SERVICES.fraud}.${config.services.namespace}.svc.cluster.local`,
       FRAUD_TIMEOUT_MS: String(config.services.fraudTimeoutMs),
+      ...userAuthEnv(config.auth),
+      ...paymentPolicyEnv(config.payments),
+      SERVICE_TOKEN_FILE: SERVICE_TOKEN_PATH,
     },
+    serviceTokenAudience: SERVICES.fraud,
     secretEnv: { PGPASSWORD: config.secrets.databasePassword },
   },
   { ...k8s, dependsOn: [...afterAgent, migrations] },

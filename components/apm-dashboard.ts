@@ -12,11 +12,13 @@ type MeasuredSpan = (typeof MEASURED_SPANS)[number];
  * sides: payment-service times the call (network included), fraud-service the decision.
  */
 export const SPAN_PANELS: readonly { readonly span: MeasuredSpan; readonly service: ServiceName }[] = [
+  { span: SPANS.userAuthentication, service: SERVICES.payment },
   { span: SPANS.processPayment, service: SERVICES.payment },
   { span: SPANS.validation, service: SERVICES.payment },
   { span: SPANS.fraudDetection, service: SERVICES.payment },
   { span: SPANS.processing, service: SERVICES.payment },
   { span: SPANS.databaseQuery, service: SERVICES.payment },
+  { span: SPANS.serviceAuthentication, service: SERVICES.fraud },
   { span: SPANS.fraudDetection, service: SERVICES.fraud },
   { span: SPANS.riskScoring, service: SERVICES.fraud },
 ];

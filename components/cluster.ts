@@ -44,6 +44,8 @@ export function eksKubeconfig(cluster: { name: string; endpoint: string; caData:
 export class EksCluster extends pulumi.ComponentResource {
   public readonly clusterName: pulumi.Output<string>;
   public readonly endpoint: pulumi.Output<string>;
+  /** The cluster's OIDC issuer: `iss` of its ServiceAccount tokens; keys at `<issuer>/keys`. */
+  public readonly oidcIssuer: pulumi.Output<string>;
   public readonly provider: k8s.Provider;
 
   constructor(name: string, args: EksClusterArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -51,10 +53,15 @@ export class EksCluster extends pulumi.ComponentResource {
     const cluster = aws.eks.getClusterOutput({ name: args.clusterName, region: args.region }, { parent: this });
     this.clusterName = cluster.name;
     this.endpoint = cluster.endpoint;
+    this.oidcIssuer = cluster.identities.apply((identities) => {
+      const issuer = identities?.[0]?.oidcs?.[0]?.issuer;
+      if (!issuer) throw new Error(`EKS cluster ${args.clusterName} publishes no OIDC issuer`);
+      return issuer;
+    });
     const kubeconfig = pulumi
       .all([cluster.name, cluster.endpoint, cluster.certificateAuthorities])
       .apply(([clusterName, endpoint, cas]) => eksKubeconfig({ name: clusterName, endpoint, caData: cas[0].data }, args.region));
     this.provider = new k8s.Provider(`${name}-k8s`, { kubeconfig, enableServerSideApply: true }, { parent: this });
-    this.registerOutputs({ clusterName: this.clusterName, endpoint: this.endpoint });
+    this.registerOutputs({ clusterName: this.clusterName, endpoint: this.endpoint, oidcIssuer: this.oidcIssuer });
   }
 }

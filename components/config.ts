@@ -72,6 +72,19 @@ const pinnedImage = () =>
     })
     .refine((s) => !/:latest$/.test(s), { message: "must not use the mutable tag 'latest'" });
 
+/** An absolute https URL (an issuer, a key set): tokens and keys are never trusted over plain http. */
+const httpsUrl = () =>
+  z
+    .string({ error: "must be a string" })
+    .refine((s) => {
+      try {
+        const url = new URL(s);
+        return url.protocol === "https:" && url.hostname !== "";
+      } catch {
+        return false;
+      }
+    }, "must be an https:// URL");
+
 const quantity = () =>
   z.string({ error: "must be a Kubernetes quantity string such as \"100m\" or \"256Mi\"" }).regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, "must be a Kubernetes quantity such as \"100m\" or \"256Mi\"");
 
@@ -409,6 +422,39 @@ export const stackConfigSchema = z
       })
       .strict(),
     slos: sloSettingsSchema,
+    /**
+     * The identity provider whose OAuth 2.0 access tokens (RFC 9068 JWTs) payment-service
+     * accepts: AUTH_ISSUER, AUTH_AUDIENCE, AUTH_JWKS_URL. No defaults: they name your provider.
+     */
+    auth: z
+      .object({
+        /** The `iss` every token must carry, exactly as the provider writes it. */
+        issuer: httpsUrl(),
+        /** The `aud` payment-service accepts (the API's identifier at the provider). */
+        audience: z.string({ error: "must be a string" }).trim().min(1, "must not be empty"),
+        /** Where the provider publishes its signing keys (JWKS). */
+        jwksUrl: httpsUrl(),
+        /** Accepted clock difference on exp/nbf, in seconds. */
+        clockToleranceSeconds: count(0, 300).default(30),
+      })
+      .strict(),
+    /** Per-user policies of POST /v1/payments. */
+    payments: z
+      .object({
+        /** How long an Idempotency-Key replays its first answer; then its user may use it again (Stripe keeps keys 24 h). */
+        idempotencyWindowHours: count(1, 720).default(24),
+        rateLimit: z
+          .object({
+            /** Payments one user may start per minute, per payment-service pod (the limit is per pod: see README). */
+            perUserPerMinute: count(1, 1_000_000).default(60),
+            /** Payments one user may start at once before the rate applies. */
+            burst: count(1, 1_000_000).default(10),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

@@ -1,6 +1,6 @@
 import * as datadog from "@pulumi/datadog";
 import * as pulumi from "@pulumi/pulumi";
-import { FLOWS, HTTP_SERVER_SPAN, SERVICES, SPANS, TAGS, type ServiceName } from "../app/src/tracing/conventions";
+import { FLOWS, HTTP_SERVER_SPAN, ROOT_AUTH, SERVICES, SPANS, TAGS, type ServiceName } from "../app/src/tracing/conventions";
 import type { StackSettings } from "./config";
 
 /**
@@ -45,6 +45,9 @@ const HTTP_FLOWS: Readonly<Record<string, { service: ServiceName; flow: string }
   [SPANS.fraudDetection]: { service: SERVICES.fraud, flow: FLOWS.fraudScore },
 };
 
+/** Spans of the authentication hook (app/src/auth/hook.ts), in both services. */
+const AUTHENTICATION_SPANS: ReadonlySet<string> = new Set([SPANS.userAuthentication, SPANS.serviceAuthentication]);
+
 /**
  * DD_TRACE_SAMPLING_RULES for one service. First match wins; the last rule matches every
  * root at the base rate. It stands in for the rule dd-trace adds for DD_TRACE_SAMPLE_RATE,
@@ -54,7 +57,14 @@ export function samplingRulesFor(policy: SamplingPolicy, service: ServiceName): 
   const rules: TracerSamplingRule[] = [];
   for (const operation of policy.alwaysKeep) {
     const http = HTTP_FLOWS[operation];
-    if (http) {
+    if (AUTHENTICATION_SPANS.has(operation)) {
+      // Authentication runs inside a request of either service, never as a root: the hook
+      // tags the root `payments.auth: failed` before any outgoing call, so this rule keeps
+      // every trace of a refused caller.
+      if (!rules.some((r) => r.tags?.[TAGS.rootAuth])) {
+        rules.push({ service, name: HTTP_SERVER_SPAN, tags: { [TAGS.rootAuth]: ROOT_AUTH.failed }, sample_rate: 1 });
+      }
+    } else if (http) {
       if (http.service === service) rules.push({ service, name: HTTP_SERVER_SPAN, tags: { [TAGS.flow]: http.flow }, sample_rate: 1 });
     } else {
       // An operation with no HTTP entry point here is kept when it is itself a local root

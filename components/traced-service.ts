@@ -79,7 +79,13 @@ export interface TracedServiceArgs {
   readonly sampling: SamplingPolicy;
   readonly agent: AgentConnection;
   /** Plain (non-secret) app settings as env. */
-  readonly appEnv: Readonly<Record<string, string>>;
+  readonly appEnv: Readonly<Record<string, pulumi.Input<string>>>;
+  /**
+   * Mount a projected ServiceAccount token for this audience at SERVICE_TOKEN_PATH (lifetime
+   * SERVICE_TOKEN_LIFETIME_SECONDS, renewed in place by the kubelet), for calling the
+   * service of that name. Default: none.
+   */
+  readonly serviceTokenAudience?: string;
   /**
    * Secret app settings: stored in a Secret of the service, referenced by secretKeyRef; a
    * checksum of them on the pod template rolls the Deployment when one changes.
@@ -96,6 +102,12 @@ export function unifiedServiceLabels(args: Pick<TracedServiceArgs, "env" | "serv
   return { [label("env")]: args.env, [label("service")]: args.service, [label("version")]: args.version };
 }
 
+/** Where a projected ServiceAccount token is mounted, and its file. */
+export const SERVICE_TOKEN_DIR = "/var/run/secrets/payments/service-token";
+export const SERVICE_TOKEN_PATH = `${SERVICE_TOKEN_DIR}/token`;
+/** One hour: the most the receiving service accepts; the kubelet renews it at 80 %. */
+export const SERVICE_TOKEN_LIFETIME_SECONDS = 3600;
+
 /** The name of the Secret holding a service's secret env. */
 export const secretNameFor = (service: string) => `${service}-secrets`;
 
@@ -104,12 +116,12 @@ export const secretNameFor = (service: string) => `${service}-secrets`;
  * DD_ENV/DD_SERVICE/DD_VERSION come from the pod's unified-tagging labels so the two can
  * never disagree; the agent address comes from the node the pod runs on.
  */
-export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" | "replicas" | "minAvailable" | "resources">): EnvVar[] {
+export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" | "replicas" | "minAvailable" | "resources" | "serviceTokenAudience">): EnvVar[] {
   const fromLabel = (name: string, key: "env" | "service" | "version"): EnvVar => ({
     name,
     valueFrom: { fieldRef: { fieldPath: `metadata.labels['${label(key)}']` } },
   });
-  const literal = (env: Readonly<Record<string, string>>): EnvVar[] => Object.entries(env).map(([name, value]) => ({ name, value }));
+  const literal = (env: Readonly<Record<string, pulumi.Input<string>>>): EnvVar[] => Object.entries(env).map(([name, value]) => ({ name, value }));
   const agentAddress = agentAddressEnv(args.agent);
   const secretEnv: EnvVar[] = Object.keys(args.secretEnv ?? {}).map((name) => ({
     name,
@@ -135,8 +147,9 @@ export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" |
 }
 
 /**
- * One traced service: Deployment (non-root, read-only root filesystem, probes on the app's
- * health endpoints), Service, PodDisruptionBudget, and a Secret for its secret settings.
+ * One traced service: its ServiceAccount, Deployment (non-root, read-only root filesystem,
+ * probes on the app's health endpoints, no API token mounted), Service, PodDisruptionBudget,
+ * and a Secret for its secret settings.
  */
 export class TracedService extends pulumi.ComponentResource {
   public readonly serviceName: pulumi.Output<string>;
@@ -167,6 +180,26 @@ export class TracedService extends pulumi.ComponentResource {
     const socket = agentSocketVolume(args.agent);
     const volumes: k8s.types.input.core.v1.Volume[] = [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }, ...socket.volumes];
     const mounts: k8s.types.input.core.v1.VolumeMount[] = [{ name: "tmp", mountPath: "/tmp" }, ...socket.mounts];
+    if (args.serviceTokenAudience !== undefined) {
+      // Only this token, for this audience: the API server token stays unmounted
+      // (automountServiceAccountToken: false), so the pod cannot call the Kubernetes API.
+      volumes.push({
+        name: "service-token",
+        projected: {
+          sources: [
+            { serviceAccountToken: { audience: args.serviceTokenAudience, expirationSeconds: SERVICE_TOKEN_LIFETIME_SECONDS, path: "token" } },
+          ],
+        },
+      });
+      mounts.push({ name: "service-token", mountPath: SERVICE_TOKEN_DIR, readOnly: true });
+    }
+
+    // Its own identity: fraud-service tells payment-service from any other pod by it.
+    const account = new k8s.core.v1.ServiceAccount(
+      `${name}-service-account`,
+      { metadata: { name: args.service, namespace: args.namespace, labels }, automountServiceAccountToken: false },
+      { parent: this },
+    );
 
     const httpGet = (path: string) => ({ httpGet: { path, port: "http" } });
     const deployment = new k8s.apps.v1.Deployment(
@@ -184,6 +217,7 @@ export class TracedService extends pulumi.ComponentResource {
               ...(readsSecret ? { annotations: secretChecksumAnnotations(secretNameFor(args.service), secretEnv) } : {}),
             },
             spec: {
+              serviceAccountName: account.metadata.name,
               automountServiceAccountToken: false,
               terminationGracePeriodSeconds: 30,
               securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } },

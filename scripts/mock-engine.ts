@@ -99,6 +99,7 @@ function mockEksCluster(inputs: Record<string, any>) {
     status: "ACTIVE",
     vpcConfig: [{}],
     accessConfigs: [{ authenticationMode: "API_AND_CONFIG_MAP" }],
+    identities: [{ oidcs: [{ issuer: `https://oidc.eks.us-east-1.amazonaws.com/id/MOCKED${name.toUpperCase().replace(/[^A-Z0-9]/g, "")}` }] }],
     tags: {},
   };
 }

@@ -70,12 +70,19 @@ const LEAVES: [string, fc.Arbitrary<unknown>][] = [
   ["database.port", badWhole(1, 65535)],
   ["database.poolMax", badWhole(1, 200)],
   ["redis.port", badWhole(1, 65535)],
+  ["auth.issuer", fc.oneof(name.map((n) => `http://${n}.example.com/`), name, fc.constant(""), fc.integer())],
+  ["auth.jwksUrl", fc.oneof(name.map((n) => `http://${n}.example.com/jwks`), name, fc.constant("https://"), fc.integer())],
+  ["auth.audience", fc.oneof(fc.constant(""), fc.constant("   "), fc.integer(), fc.constant(null))],
+  ["auth.clockToleranceSeconds", badWhole(0, 300)],
+  ["payments.idempotencyWindowHours", badWhole(1, 720)],
+  ["payments.rateLimit.perUserPerMinute", badWhole(1, 1_000_000)],
+  ["payments.rateLimit.burst", badWhole(1, 1_000_000)],
   ["environment", badLabelValue],
   ["deployment", badLabelValue],
   ["cluster.region", fc.string({ maxLength: 20 }).filter((s) => !/^[a-z]{2}(-gov)?-[a-z]+-\d$/.test(s))],
   ["cluster.name", fc.string({ maxLength: 90 }).filter((s) => !/^[a-z0-9]([a-z0-9.-]{0,78}[a-z0-9])?$/.test(s))],
 ];
-const OBJECTS = ["", "sampling", "sampling.agent", "sampling.tierRates", "services", "services.payment", "datadog", "datadog.apm", "database", "redis", "monitors", "cluster"];
+const OBJECTS = ["", "sampling", "sampling.agent", "sampling.tierRates", "services", "services.payment", "datadog", "datadog.apm", "database", "redis", "monitors", "cluster", "auth", "payments", "payments.rateLimit"];
 
 function problemsOf(raw: Record<string, unknown>): string[] {
   try {

@@ -34,6 +34,7 @@ describe("stack config", () => {
       database: { host: "db.internal" },
       redis: { host: "redis.internal" },
       monitors: { notify: ["@slack-payments"] },
+      auth: { issuer: "https://id.example.com/", audience: "payments", jwksUrl: "https://id.example.com/jwks" },
     };
     // Written out in full: every default a stack relies on without setting it.
     assert.deepEqual(parseStackSettings(minimal), {
@@ -82,6 +83,8 @@ describe("stack config", () => {
       },
       monitors: { notify: ["@slack-payments"], paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1 },
       slos: { timeframe: "30d", availabilityTarget: 99.9, latencyTarget: 99.5 },
+      auth: { ...minimal.auth, clockToleranceSeconds: 30 },
+      payments: { idempotencyWindowHours: 24, rateLimit: { perUserPerMinute: 60, burst: 10 } },
     });
   });
 
@@ -160,6 +163,11 @@ describe("stack config", () => {
     { change: ["monitors.notify", []], problem: "payments-apm:monitors.notify must name at least one notification handle, got []" },
     { change: ["monitors.paymentErrorRate", 5], problem: "payments-apm:monitors.paymentErrorRate must be between 0 and 1, got 5" },
     { change: ["database.host", ""], problem: 'payments-apm:database.host must not be empty, got ""' },
+    { change: ["auth.issuer", "http://login.payments.example.com/"], problem: 'payments-apm:auth.issuer must be an https:// URL, got "http://login.payments.example.com/"' },
+    { change: ["auth.jwksUrl", "login.payments.example.com/jwks"], problem: 'payments-apm:auth.jwksUrl must be an https:// URL, got "login.payments.example.com/jwks"' },
+    { change: ["auth.audience", ""], problem: 'payments-apm:auth.audience must not be empty, got ""' },
+    { change: ["auth.audience", "  "], problem: 'payments-apm:auth.audience must not be empty, got "  "' },
+    { change: ["auth", undefined], problem: "payments-apm:auth is required" },
     { change: ["sampling.agent.rareSamplerEnabled", "yes"], problem: 'payments-apm:sampling.agent.rareSamplerEnabled must be true or false, got "yes"' },
   ];
   for (const { change, problem } of badConfigs) {

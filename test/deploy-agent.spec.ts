@@ -25,6 +25,8 @@ const AGENT_TYPES = [
 ];
 
 const objects = (run: ProgramRun) => kubernetesObjects(run).map((o) => o.object);
+/** The Agent's resources of `type` (the services have ServiceAccounts of their own). */
+const agentResources = (run: ProgramRun, type: string) => run.resources.filter((r) => r.type === type && r.name.startsWith("datadog-agent"));
 const deployment = (run: ProgramRun, name: string) => objects(run).find((o) => o.kind === "Deployment" && o.metadata.name === name)!;
 const envOf = (run: ProgramRun, service: string) =>
   Object.fromEntries(deploymentEnv(deployment(run, service))[service].map((e) => [e.name, e.value ?? e.valueFrom]));
@@ -44,13 +46,17 @@ describe("datadog.deployAgent", () => {
   });
 
   it("deploys the Agent and its priority class by default", () => {
-    for (const type of AGENT_TYPES) assert.equal(withAgent.resources.filter((r) => r.type === type).length, 1, type);
+    for (const type of AGENT_TYPES) assert.equal(agentResources(withAgent, type).length, 1, type);
     assert.equal(withAgent.outputs.datadogNamespace, "datadog");
   });
 
   it("false: creates no Agent object, no datadog namespace and no API-key Secret", () => {
     for (const run of [bySocket, byPort]) {
-      for (const type of AGENT_TYPES) assert.deepEqual(run.resources.filter((r) => r.type === type).map((r) => r.name), [], type);
+      for (const type of AGENT_TYPES) assert.deepEqual(agentResources(run, type).map((r) => r.name), [], type);
+      assert.deepEqual(
+        run.resources.filter((r) => r.type === "kubernetes:core/v1:ServiceAccount").map((r) => r.name).sort(),
+        ["fraud-service-service-account", "payment-service-service-account"],
+      );
       assert.deepEqual(objects(run).filter((o) => o.kind === "Namespace").map((o) => o.metadata.name), ["payments"]);
       assert.deepEqual(objects(run).filter((o) => o.metadata.namespace === "datadog"), []);
       assert.deepEqual(objects(run).flatMap((o) => validateKubernetesObject(o)), []);

@@ -110,7 +110,7 @@ describe("the program (index.ts) under the mock engine", () => {
           const env = envOf(find(stack, "Deployment", service), service);
           const { alwaysKeep, alwaysKeepPeakPerSecond } = parseStackSettings(rawSettings(stack)).sampling;
           const rules: { name?: string; tags?: Record<string, string>; sample_rate: number; max_per_second?: number }[] = JSON.parse(env.DD_TRACE_SAMPLING_RULES as string);
-          const sampled = rules.filter((r) => !r.tags?.[TAGS.flow] && !alwaysKeep.includes(r.name ?? ""));
+          const sampled = rules.filter((r) => !r.tags?.[TAGS.flow] && !r.tags?.[TAGS.rootAuth] && !alwaysKeep.includes(r.name ?? ""));
           assert.ok(sampled.length > 0 && sampled.every((r) => r.max_per_second! > 0), "every sampled rule has a cap");
           const othersAtMost = sampled.filter((r) => r.sample_rate > 0).reduce((sum, r) => sum + r.max_per_second!, 0);
           const left = Number(env.DD_TRACE_RATE_LIMIT) - othersAtMost;
@@ -142,6 +142,51 @@ describe("the program (index.ts) under the mock engine", () => {
         assert.equal(env.PGDATABASE, "payments");
         const fraudEnv = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
         assert.match(fraudEnv.REDIS_URL as string, /^redis:\/\/payments-velocity\..+:6379$/);
+      });
+
+      it("gives each service its own ServiceAccount, no API token, and payment-service a 1 h token for fraud-service", () => {
+        for (const service of [SERVICES.payment, SERVICES.fraud]) {
+          const account = find(stack, "ServiceAccount", service);
+          assert.equal((account as any).automountServiceAccountToken, false);
+          assert.equal(account.metadata.namespace, "payments");
+          const pod = (find(stack, "Deployment", service).spec as any).template.spec;
+          assert.equal(pod.serviceAccountName, service);
+          assert.equal(pod.automountServiceAccountToken, false);
+        }
+        const pod = (find(stack, "Deployment", SERVICES.payment).spec as any).template.spec;
+        const volume = pod.volumes.find((v: any) => v.projected);
+        assert.deepEqual(volume.projected.sources, [
+          { serviceAccountToken: { audience: "fraud-service", expirationSeconds: 3600, path: "token" } },
+        ]);
+        const mount = container(find(stack, "Deployment", SERVICES.payment), SERVICES.payment).volumeMounts.find((m: any) => m.name === volume.name);
+        assert.equal(mount.readOnly, true);
+        const env = envOf(find(stack, "Deployment", SERVICES.payment), SERVICES.payment);
+        assert.equal(env.SERVICE_TOKEN_FILE, `${mount.mountPath}/token`);
+        const fraudPod = (find(stack, "Deployment", SERVICES.fraud).spec as any).template.spec;
+        assert.ok(!fraudPod.volumes.some((v: any) => v.projected), "fraud-service calls nobody: no token");
+      });
+
+      it("has fraud-service trust only payment-service's tokens from the cluster's OIDC issuer", () => {
+        const env = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
+        const name = stack === "prod" ? "PAYMENTSPROD" : "PAYMENTSSTAGING";
+        assert.equal(env.SERVICE_AUTH_ISSUER, `https://oidc.eks.us-east-1.amazonaws.com/id/MOCKED${name}`);
+        assert.equal(env.SERVICE_AUTH_JWKS_URL, `${env.SERVICE_AUTH_ISSUER}/keys`);
+        assert.equal(env.SERVICE_AUTH_AUDIENCE, "fraud-service");
+        assert.equal(env.SERVICE_AUTH_SUBJECTS, "system:serviceaccount:payments:payment-service");
+      });
+
+      it("gives the payment service its callers' identity provider from payments-apm:auth", () => {
+        const env = envOf(find(stack, "Deployment", SERVICES.payment), SERVICES.payment);
+        const host = stack === "prod" ? "login.payments.example.com" : "login.staging.payments.example.com";
+        assert.equal(env.AUTH_ISSUER, `https://${host}/`);
+        assert.equal(env.AUTH_JWKS_URL, `https://${host}/.well-known/jwks.json`);
+        assert.match(env.AUTH_AUDIENCE as string, /^https:\/\/api\.(staging\.)?payments\.example\.com$/);
+        assert.equal(env.AUTH_CLOCK_TOLERANCE_SECONDS, "30");
+        assert.equal(env.IDEMPOTENCY_WINDOW_SECONDS, "86400", "keys kept 24 h by default");
+        assert.equal(env.RATE_LIMIT_PER_MINUTE, "60");
+        assert.equal(env.RATE_LIMIT_BURST, "10");
+        const fraudEnv = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
+        assert.equal(fraudEnv.AUTH_ISSUER, undefined, "fraud-service does not take user tokens");
       });
 
       it("creates the monitors with notification handles, env/service tags and thresholds equal to the query", () => {

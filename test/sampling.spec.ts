@@ -44,7 +44,9 @@ describe("sampling policy", () => {
     const policy = parseStackSettings(withValue(rawSettings("prod"), "sampling.sampledRuleMaxPerSecond", 40)).sampling;
     for (const service of [SERVICES.payment, SERVICES.fraud]) {
       const rules = samplingRulesFor(policy, service);
-      const kept = rules.filter((r) => r.sample_rate === 1 && (r.tags?.[TAGS.flow] || policy.alwaysKeep.includes(r.name ?? "")));
+      const kept = rules.filter(
+        (r) => r.sample_rate === 1 && (r.tags?.[TAGS.flow] || r.tags?.[TAGS.rootAuth] || policy.alwaysKeep.includes(r.name ?? "")),
+      );
       assert.ok(kept.length > 0);
       for (const r of kept) assert.equal(r.max_per_second, undefined, JSON.stringify(r));
       const sampled = rules.filter((r) => !kept.includes(r));
@@ -65,8 +67,18 @@ describe("sampling policy", () => {
   });
 
   it("keeps operations without an HTTP entry point when they are the local root, by name", () => {
-    const rules = samplingRulesFor(prod(), SERVICES.payment);
-    assert.ok(rules.some((r) => r.name === "user.authentication" && r.sample_rate === 1 && !r.tags));
+    const policy = parseStackSettings(withValue(rawSettings("prod"), "sampling.alwaysKeep", ["ledger.reconcile"])).sampling;
+    const rules = samplingRulesFor(policy, SERVICES.payment);
+    assert.deepEqual(rules[0], { service: "payment-service", name: "ledger.reconcile", sample_rate: 1 });
+  });
+
+  it("keeps failed authentications by the root's payments.auth tag in both services, not by the child span's name", () => {
+    for (const service of [SERVICES.payment, SERVICES.fraud]) {
+      const rules = samplingRulesFor(prod(), service);
+      const auth = rules.filter((r) => r.tags?.[TAGS.rootAuth]);
+      assert.deepEqual(auth, [{ service, name: HTTP_SERVER_SPAN, tags: { [TAGS.rootAuth]: "failed" }, sample_rate: 1 }]);
+      assert.ok(!rules.some((r) => r.name === "user.authentication"), "a rule on the child span would never match");
+    }
   });
 
   it("samples customer tiers at their rates after the always-kept flows", () => {
@@ -254,6 +266,20 @@ describe("the rendered sampling env under dd-trace's own sampler (one process)",
     // matches leaves (see the next test).
     assert.equal(roomy.tierRates.premium, 0.3);
     assert.ok(premium > 0.22 * n && premium < 0.38 * n, `${premium} of ${n} premium roots kept`);
+  });
+
+  it("keeps every root tagged with a failed authentication, and samples successful ones at the base rate", async function () {
+    this.timeout(30_000);
+    // Only the authentication rule: the payment flow rule must not be what keeps them.
+    const onlyAuth = parseStackSettings(withValue(rawSettings("prod"), "sampling.alwaysKeep", ["user.authentication"])).sampling;
+    const n = 200;
+    for (const service of [SERVICES.payment, SERVICES.fraud]) {
+      const env = { ...tracerSamplingEnv(onlyAuth, service), DD_SERVICE: service, DD_ENV: "prod" };
+      assert.equal(await decideTagged(env, { [TAGS.rootAuth]: "failed" }, n), n, service);
+      const ok = await decideTagged(env, { [TAGS.rootAuth]: "ok" }, n);
+      // Base rate 10 %: expect 20 (sd 4.2).
+      assert.ok(ok > 0 && ok < 0.25 * n, `${service}: ${ok} of ${n} authenticated roots kept`);
+    }
   });
 
   it("is needed: dd-trace still camel-cases rule tag keys, so a key with `_` before a letter never matches", async function () {

@@ -59,7 +59,7 @@ describe("the fraud-service client", function () {
   });
 
   it("reuses one connection for consecutive scores", async function () {
-    const client = createFraudClient(url, 2_000);
+    const client = createFraudClient(url, 2_000, () => "service-token");
     const before = sockets.length;
     for (let i = 0; i < 3; i++) assert.deepEqual(await client.score(REQUEST), ANSWER);
     assert.equal(sockets.length - before, 1);
@@ -67,7 +67,7 @@ describe("the fraud-service client", function () {
 
   it("closes an idle connection itself before the server's keep-alive timeout", async function () {
     this.timeout(10_000);
-    const client = createFraudClient(url, 2_000);
+    const client = createFraudClient(url, 2_000, () => "service-token");
     const before = sockets.length;
     assert.deepEqual(await client.score(REQUEST), ANSWER);
     const [connection] = sockets.slice(before);

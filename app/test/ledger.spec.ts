@@ -9,6 +9,7 @@ import {
   transactionsOf,
 } from "./support/database";
 import { e2e, newKey, postPayment, type E2E } from "./support/e2e";
+import { identity } from "./support/identity";
 import { onlySpan, tagged, waitForTrace } from "./support/traces";
 
 function payment(sender: string, receiver: string, amount: number, extra: object = {}) {
@@ -163,7 +164,7 @@ describe("the ledger", function () {
     }
     const notJson = await fetch(`${env.payment.url}/v1/payments`, {
       method: "POST",
-      headers: { "content-type": "text/plain", "idempotency-key": newKey() },
+      headers: { "content-type": "text/plain", "idempotency-key": newKey(), authorization: await (await identity()).bearer(sender) },
       body: JSON.stringify(good),
     });
     assert.equal(notJson.status, 415);

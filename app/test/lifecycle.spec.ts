@@ -1,17 +1,20 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { SERVICES, SPANS, TAGS } from "../src/tracing/conventions";
 import { balanceOf, createWallet, transactionsOf } from "./support/database";
 import {
   e2e,
   get,
   newKey,
+  paymentServiceTokenFile,
   postPayment,
   startFraudService,
   startPaymentService,
   type E2E,
 } from "./support/e2e";
 import { FraudStandIn } from "./support/fraud-stand-in";
+import { identity } from "./support/identity";
 import { freePort } from "./support/private-servers";
 import { renderedEnv, runToExit, testEnv, type RunningService } from "./support/services";
 import { onlySpan, tagged, waitForTrace } from "./support/traces";
@@ -61,9 +64,10 @@ describe("service lifecycle", function () {
 
     it("holds payments for review and tags the scoring fraud.degraded=true", async function () {
       const transactionId = randomUUID();
+      const token = readFileSync((await paymentServiceTokenFile(env.rendered)).path, "utf8");
       const response = await fetch(`${fraud.url}/v1/score`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
         body: JSON.stringify({
           transaction_id: transactionId,
           sender_id: "degraded_sender",
@@ -143,7 +147,7 @@ describe("service lifecycle", function () {
       const client = new AbortController();
       const abandoned = fetch(`${service.url}/v1/payments`, {
         method: "POST",
-        headers: { "content-type": "application/json", "idempotency-key": newKey() },
+        headers: { "content-type": "application/json", "idempotency-key": newKey(), authorization: await (await identity()).bearer(sender) },
         body: JSON.stringify(body),
         signal: client.signal,
       });

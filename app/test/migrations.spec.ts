@@ -207,6 +207,8 @@ describe("ledger migrations as the deploy runs them (migration role, runtime rol
           await refused(`ALTER TABLE ${table} ADD COLUMN sneaky INTEGER`);
         }
         await refused(`UPDATE wallets SET balance = balance + 1000000`);
+        await refused(`UPDATE transactions SET idempotency_key = NULL`);
+        await refused(`INSERT INTO user_profiles (user_id, segment, kyc_level, customer_since) VALUES ('x', 'consumer', 'none', now())`);
         await refused(`INSERT INTO ledger_entries (transaction_id, user_id, currency, direction, amount) VALUES (gen_random_uuid(), 'x', 'USD', 'credit', 1)`);
         await refused(`INSERT INTO outbox (aggregate_id, event_type, payload) VALUES (gen_random_uuid(), 'x', '{}')`);
         await refused(`SELECT * FROM ledger_entries`);
@@ -218,6 +220,8 @@ describe("ledger migrations as the deploy runs them (migration role, runtime rol
         // What it may do is what the service does.
         await runtime.query(`SELECT user_id FROM wallets LIMIT 1`);
         await runtime.query(`SELECT id FROM transactions LIMIT 1`);
+        await runtime.query(`SELECT user_id FROM user_profiles LIMIT 1`);
+        await runtime.query(`SELECT prune_expired_idempotency_keys(86400, 10)`);
       } finally {
         await runtime.end();
       }

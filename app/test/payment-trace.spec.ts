@@ -55,7 +55,8 @@ describe("a payment's trace", function () {
     const [loadWallets] = child(validation, SPANS.databaseQuery);
     assert.equal(loadWallets.resource, "load_wallets");
     const [walletQuery] = child(loadWallets, "pg.query", `${SERVICES.payment}-postgres`);
-    assert.match(walletQuery.resource, /FROM wallets WHERE currency = \$1/);
+    assert.match(walletQuery.resource, /FROM wallets w LEFT JOIN user_profiles p .* WHERE w\.currency = \$1/s);
+    assert.equal(child(root, SPANS.userAuthentication).length, 1, "the caller's token, verified under the root");
 
     const fraudCall = child(payment, SPANS.fraudDetection)[0];
     const [httpClient] = child(fraudCall, "http.request");
@@ -64,6 +65,7 @@ describe("a payment's trace", function () {
     const fraudRoot = onlySpan(trace, HTTP_SERVER_SPAN, SERVICES.fraud);
     assert.equal(fraudRoot.parentId, httpClient.spanId, "fraud-service's root continues the payment-service client span");
     assert.equal(fraudRoot.meta[TAGS.flow], FLOWS.fraudScore);
+    assert.equal(child(fraudRoot, SPANS.serviceAuthentication, SERVICES.fraud).length, 1, "payment-service's token, verified");
     const detection = child(fraudRoot, SPANS.fraudDetection, SERVICES.fraud)[0];
     const scoring = child(detection, SPANS.riskScoring, SERVICES.fraud)[0];
     const redis = child(scoring, "redis.command", `${SERVICES.fraud}-redis`);

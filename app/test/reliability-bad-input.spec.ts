@@ -11,6 +11,7 @@ import fc from "fast-check";
 import { CUSTOMER_TIERS } from "../src/tracing/conventions";
 import { CURRENCIES, MAX_AMOUNT, PAYMENT_METHOD_TYPES } from "../src/payment-service/request";
 import { startPaymentService } from "./support/e2e";
+import { identity } from "./support/identity";
 import { FraudStandIn } from "./support/fraud-stand-in";
 import { seedWallets, snapshotBalances, tableRowCounts } from "./support/ledger-audit";
 import { fixedSeed, HttpClient, tally, type HttpAnswer } from "./support/load";
@@ -414,6 +415,7 @@ describe("reliability: bad input sweep on POST /v1/payments", function () {
       return Number(rows[0].n);
     };
     const answers: HttpAnswer[] = [];
+    const bearer = await (await identity()).bearer(SENDER);
 
     // Each run checks its own effect (rows, fraud calls), so that while shrinking a failure
     // every candidate is judged on its own.
@@ -425,9 +427,10 @@ describe("reliability: bad input sweep on POST /v1/payments", function () {
       // candidates tried after it into replays of its key.
       const key = request.idempotencyKey;
       const unique = key !== undefined && /^[\x21-\x7e]{8,64}$/.test(key) ? `${key}-${(run += 1)}` : key;
+      // Authenticated as the sender: the sweep is about what comes after authentication.
       const answer = await client.request({
         path: "/v1/payments",
-        headers: { "content-type": request.contentType, "idempotency-key": unique },
+        headers: { "content-type": request.contentType, "idempotency-key": unique, authorization: bearer },
         body: request.body,
       });
       answers.push(answer);

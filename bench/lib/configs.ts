@@ -1,36 +1,22 @@
 /**
  * The configurations one benchmark run alternates between: this build and the previous
- * runtime, traced (the prod env as rendered) and untraced, then candidate cuts of the
- * tracing overhead, each the traced build plus one change. A cut that changes code is a
- * text replacement in the compiled app as it loads (source-patch.cjs), so the run measures
- * it without editing app/; a replacement that no longer matches stops the service.
+ * runtime, traced (the prod env as rendered) and untraced, then candidate cuts, each the
+ * traced build plus one change. A code change is a text replacement in the compiled app as
+ * it loads (source-patch.cjs: `file` under app/dist/src/), so app/ stays as it is.
  */
-
-export type Build = "this" | "previous";
-
-export interface SourcePatch {
-  /** Path under app/dist/src/. */
-  readonly file: string;
-  readonly find: string;
-  readonly replace: string;
-}
-
 export interface BenchConfig {
   readonly id: string;
   readonly title: string;
-  readonly build: Build;
+  readonly build: "this" | "previous";
   readonly traced: boolean;
   /** On top of the rendered prod env, both services; undefined removes a variable. */
   readonly env?: Readonly<Record<string, string | undefined>>;
-  readonly patches?: readonly SourcePatch[];
+  readonly patches?: readonly { file: string; find: string; replace: string }[];
   /** For a candidate cut: what it changes, and what it would take to keep it. */
   readonly cut?: string;
 }
 
-/**
- * The previous runtime: the last commit on Node 22 with dd-trace 5.132.0. Its app/ is
- * exported from git, installed with its own lock file and compiled (lib/previous.ts).
- */
+/** The previous runtime: the last commit on Node 22 with dd-trace 5.132.0 (lib/previous.ts builds it). */
 export const PREVIOUS = {
   commit: "f12a067",
   title: "Node 22.23.0 + dd-trace 5.132.0",

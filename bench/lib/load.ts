@@ -1,12 +1,12 @@
 /**
  * Closed-loop POST /v1/payments load with autocannon: `connections` clients, each sending
  * the next payment when the previous one is answered. Every payment has its own
- * Idempotency-Key, a random sender and a different random receiver among the seeded
+ * Idempotency-Key, a random sender (with its owner's access token) and a different random receiver among the seeded
  * wallets, and a small amount. Latencies come from autocannon's per-response event
  * (sub-millisecond) for 2xx answers.
  */
 import autocannon from "autocannon";
-import { walletId } from "./stand";
+import { authorizationFor, walletId } from "./stand";
 
 export interface LoadResult {
   readonly seconds: number;
@@ -51,7 +51,13 @@ export async function runPaymentLoad(plan: LoadPlan): Promise<LoadResult> {
           sequence += 1;
           return {
             ...request,
-            headers: { "content-type": "application/json", "idempotency-key": `${plan.keyPrefix}-${sequence}`, ...plan.headers },
+            headers: {
+              "content-type": "application/json",
+              "idempotency-key": `${plan.keyPrefix}-${sequence}`,
+              // The sender's own access token: payment-service binds sender_id to the token's sub.
+              authorization: authorizationFor(sender),
+              ...plan.headers,
+            },
             body: JSON.stringify({
               sender_id: walletId(sender),
               receiver_id: walletId(receiver),

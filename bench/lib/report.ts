@@ -23,7 +23,6 @@ export interface Round {
   readonly answered2xx: number;
   readonly failed: number;
   readonly problems: string[];
-  readonly notes: string[];
 }
 
 export interface RunInfo {
@@ -165,7 +164,7 @@ export function renderReport(info: RunInfo, rounds: readonly Round[]): string {
   const spans = rounds.find((r) => r.config === "traced")?.spansByName;
   if (spans) lines.push(`Spans per payment, this build traced: ${Object.entries(spans).sort().map(([k, v]) => `${k} ${v}`).join(" · ")}.`, "");
   lines.push(info.problems.length ? `Problems: ${info.problems.join("; ")}.` : "No error logged, no service died, the ledger adds up.", "");
-  if (info.notes.length) lines.push(`Failed requests (under 1 % of each configuration's): ${info.notes.join("; ")}.`, "");
+  if (info.notes.length) lines.push(`Failed requests, warm-up included (the run fails above 1 %): ${info.notes.join(", ")}.`, "");
   return lines.join("\n");
 }
 

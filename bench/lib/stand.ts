@@ -12,11 +12,31 @@ import { SERVICES } from "../../app/src/tracing/conventions";
 import { createTestDatabase, type TestDatabase } from "../../app/test/support/database";
 import { ensureBuilt, renderedEnv, startService, testEnv, type RunningService } from "../../app/test/support/services";
 import type { BenchConfig } from "./configs";
+import { clusterIssuer, identity, serviceTokenFile } from "../../app/test/support/identity";
 import type { IntakeCounts } from "./intake-process";
 
 export const REDIS_URL = "redis://127.0.0.1:6379";
 export const WALLET_BALANCE = 1_000_000_000n;
 export const walletId = (i: number) => `bench_${i}`;
+
+/** `Authorization` of each wallet's owner, by wallet index (prepareTokens fills it). */
+const authorizations: string[] = [];
+
+/**
+ * An access token per wallet owner from the tests' identity provider (keys generated here,
+ * JWKS on loopback), signed once before the load so the generator only copies a string.
+ */
+export async function prepareTokens(wallets: number): Promise<void> {
+  const provider = await identity();
+  for (let i = authorizations.length || 1; i <= wallets; i++) authorizations[i] = await provider.bearer(walletId(i));
+}
+
+/** The `Authorization` header of wallet `index`'s owner. */
+export function authorizationFor(index: number): string {
+  const value = authorizations[index];
+  if (value === undefined) throw new Error(`no token for wallet ${index}: call prepareTokens first`);
+  return value;
+}
 
 /**
  * Recreates the database with the app's migrations and `count` wallets, all enterprise
@@ -31,7 +51,16 @@ export async function prepareDatabase(name: string, count: number): Promise<Test
        FROM generate_series(1, $1::int) AS i`,
     [count, String(WALLET_BALANCE)],
   );
+  // Every owner has a profile, so the payment span's user annotations cost what they do in prod.
+  await db.pool.query(
+    `INSERT INTO user_profiles (user_id, segment, kyc_level, customer_since)
+     SELECT 'bench_' || i, (ARRAY['consumer', 'small_business', 'corporate'])[1 + i % 3], 'verified',
+            now() - make_interval(days => i % 2000)
+       FROM generate_series(1, $1::int) AS i`,
+    [count],
+  );
   await db.pool.query("VACUUM ANALYZE wallets");
+  await db.pool.query("VACUUM ANALYZE user_profiles");
   return db;
 }
 
@@ -88,7 +117,7 @@ export async function startIntakeProcess(): Promise<IntakeProcess> {
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const message = <T>(type: string, what: string): Promise<T> =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`trace intake: no ${what} within 15 s`)), 15_000);
+      const timer = setTimeout(() => reject(new Error(`trace intake: no ${what} within 60 s`)), 60_000);
       const on = (m: { type?: string } & T) => {
         if (m?.type !== type) return;
         clearTimeout(timer);
@@ -187,15 +216,31 @@ export interface Stand {
   readonly rendered: { payment: Record<string, string>; fraud: Record<string, string> };
 }
 
+/**
+ * The database, the intake, a token per wallet owner, and the rendered prod env with the
+ * tests' identity provider and cluster token issuer in place of prod's: payment-service
+ * verifies its callers' tokens and presents its ServiceAccount token, fraud-service verifies that.
+ */
 export async function openStand(database: string, wallets: number): Promise<Stand> {
   await ensureBuilt();
-  const [db, intake, payment, fraud] = await Promise.all([
+  const [db, intake, payment, fraud, users, cluster] = await Promise.all([
     prepareDatabase(database, wallets),
     startIntakeProcess(),
     renderedEnv(SERVICES.payment),
     renderedEnv(SERVICES.fraud),
+    identity(),
+    clusterIssuer(),
+    prepareTokens(wallets),
   ]);
-  return { db, intake, rendered: { payment, fraud } };
+  const tokenFile = await serviceTokenFile(fraud.SERVICE_AUTH_SUBJECTS.split(",")[0], fraud.SERVICE_AUTH_AUDIENCE);
+  return {
+    db,
+    intake,
+    rendered: {
+      payment: { ...payment, ...users.userAuthEnv(), SERVICE_TOKEN_FILE: tokenFile.path },
+      fraud: { ...fraud, ...cluster.serviceAuthEnv() },
+    },
+  };
 }
 
 /**

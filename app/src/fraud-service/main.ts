@@ -1,6 +1,8 @@
 // The tracer first: it must be initialised before fastify, ioredis and pino are loaded.
 import "../tracing/tracer";
 import type { AddressInfo } from "node:net";
+import { serviceTokenVerifier } from "../auth/service-tokens";
+import { keySetSettings } from "../server/env";
 import { InFlightHandlers } from "../server/in-flight";
 import { shutdownOnSignals } from "../server/lifecycle";
 import { createLogger } from "../tracing/logger";
@@ -35,6 +37,7 @@ async function main(): Promise<void> {
       velocityWindowSeconds: config.VELOCITY_WINDOW_SECONDS,
       deviceMemorySeconds: config.DEVICE_MEMORY_SECONDS,
     },
+    verifyService: serviceTokenVerifier(keySetSettings("SERVICE_AUTH", config), config.SERVICE_AUTH_SUBJECTS),
   }, inFlight);
   shutdownOnSignals({ app, inFlight, logger, closers: [() => redis.quit().catch(() => redis.disconnect())], timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
 

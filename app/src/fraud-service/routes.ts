@@ -1,11 +1,24 @@
 import type { FastifyInstance } from "fastify";
+import { authenticate } from "../auth/hook";
+import type { ServiceTokenVerifier } from "../auth/service-tokens";
 import { createHttpServer, describeIssues, labelFlow } from "../server/http";
 import type { InFlightHandlers } from "../server/in-flight";
-import { FLOWS, ROUTES } from "../tracing/conventions";
+import { AUTH_TAGS, FLOWS, ROUTES, SERVICES, SPANS } from "../tracing/conventions";
 import { scoreRequestSchema } from "./api";
 import { detectFraud, type DetectionDeps } from "./detection";
 
-export function buildFraudServer(deps: DetectionDeps, inFlight: InFlightHandlers): FastifyInstance {
+export interface FraudServerDeps extends DetectionDeps {
+  /** Verifies the calling service's ServiceAccount token. */
+  readonly verifyService: ServiceTokenVerifier;
+}
+
+export function buildFraudServer(deps: FraudServerDeps, inFlight: InFlightHandlers): FastifyInstance {
+  const authenticateService = authenticate({
+    spanName: SPANS.serviceAuthentication,
+    realm: SERVICES.fraud,
+    verify: deps.verifyService,
+    identify: (account) => ({ [AUTH_TAGS.serviceAccount]: account.id }),
+  });
   const app = createHttpServer({
     logger: deps.logger,
     inFlight,
@@ -14,7 +27,8 @@ export function buildFraudServer(deps: DetectionDeps, inFlight: InFlightHandlers
     },
   });
 
-  app.post(ROUTES.score, { onRequest: labelFlow(FLOWS.fraudScore) }, inFlight.track(async (request, reply) => {
+  // Only payment-service may score: checked before the body is read, before any Redis command.
+  app.post(ROUTES.score, { onRequest: [labelFlow(FLOWS.fraudScore), authenticateService] }, inFlight.track(async (request, reply) => {
     const parsed = scoreRequestSchema.safeParse(request.body);
     if (!parsed.success) {
       return reply.code(400).send({ error: "invalid_request", details: describeIssues(parsed.error) });

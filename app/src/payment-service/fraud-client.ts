@@ -2,7 +2,7 @@
  * The HTTP call to fraud-service: node:http (or https) on a keep-alive Agent, so payments reuse warm
  * connections. dd-trace's http integration opens the client span and injects the Datadog
  * and W3C trace headers. (Global fetch did the same work with about 10 % more CPU per
- * payment: bench/results/experiments.md.)
+ * payment: bench/results/experiments.md as of commit ab3d20e.)
  */
 import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
@@ -21,10 +21,12 @@ const IDLE_SOCKET_TIMEOUT_MS = 60_000;
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
 /**
- * Any failure (refused, reset, timed out, non-2xx, malformed or oversized answer) is
- * FraudServiceUnavailable. `timeoutMs` bounds the whole exchange, connect to last byte.
+ * Any failure (refused, reset, timed out, non-2xx, malformed or oversized answer, no
+ * service token to present) is FraudServiceUnavailable. `timeoutMs` bounds the whole
+ * exchange, connect to last byte. `serviceToken` gives the bearer token fraud-service
+ * authenticates payment-service by (its ServiceAccount token, re-read as the kubelet rotates it).
  */
-export function createFraudClient(baseUrl: string, timeoutMs: number): FraudClient {
+export function createFraudClient(baseUrl: string, timeoutMs: number, serviceToken: () => string): FraudClient {
   const url = new URL(ROUTES.score, baseUrl);
   const secure = url.protocol === "https:";
   // Idle sockets are unref'd by the Agent: they never hold the process open at shutdown. The
@@ -39,6 +41,12 @@ export function createFraudClient(baseUrl: string, timeoutMs: number): FraudClie
   return {
     score(request) {
       const body = JSON.stringify(request);
+      let authorization: string;
+      try {
+        authorization = `Bearer ${serviceToken()}`;
+      } catch (cause) {
+        return Promise.reject(new FraudServiceUnavailable("no service token to present to fraud-service", { cause }));
+      }
       return new Promise<ScoreResponse>((resolve, reject) => {
         let settled = false;
         const settle = (error: FraudServiceUnavailable | undefined, value?: ScoreResponse) => {
@@ -56,7 +64,7 @@ export function createFraudClient(baseUrl: string, timeoutMs: number): FraudClie
           {
             method: "POST",
             agent,
-            headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+            headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), authorization },
           },
           (res) => readAnswer(res, settle, unreachable),
         );

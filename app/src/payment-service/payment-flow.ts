@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type { Pool } from "pg";
 import { isDatabaseUnavailable } from "../ledger/db";
-import { annotateCustomer, annotatePayment, annotateRootTier } from "../tracing/annotators";
+import { annotateCustomer, annotatePayment, annotateRootTier, annotateUser } from "../tracing/annotators";
 import {
   DETAIL_TAGS,
   FAILURE_REASONS,
@@ -35,15 +35,19 @@ import {
   findTransaction,
   loadWallets,
   recordDecline,
+  releaseExpiredKey,
   transferFunds,
   type StoredTransaction,
   type TransactionRecord,
+  type UserProfile,
 } from "./store";
 
 export interface PaymentDeps {
   readonly pool: Pool;
   readonly fraud: FraudClient;
   readonly logger: Logger;
+  /** How long an Idempotency-Key answers with its first outcome; past it the key may be used again. */
+  readonly idempotencyWindowSeconds: number;
 }
 
 /**
@@ -92,12 +96,15 @@ async function paymentSteps(
   if (request.customer_tier) annotateRootTier(root, request.customer_tier);
 
   try {
-    const previous = await findTransaction(deps.pool, idempotencyKey);
-    if (previous) return replay(span, previous, tx.requestHash);
+    const previous = await findTransaction(deps.pool, tx.senderId, idempotencyKey, deps.idempotencyWindowSeconds);
+    if (previous && !previous.expired) return replay(span, previous, tx.requestHash);
+    // Past its window the key is free again: release it from the old transaction (kept).
+    if (previous) await releaseExpiredKey(deps.pool, previous.id, deps.idempotencyWindowSeconds);
 
     const customer = await validate(deps, request, tx, (known) => {
       // Known before the fraud call, where head-based sampling decides.
       annotateCustomer(span, known);
+      if (known.profile) annotateUser(span, known.profile);
       annotateRootTier(root, known.customerTier);
     });
     setTags(span, { [DETAIL_TAGS.validationResult]: true });
@@ -125,6 +132,8 @@ interface Customer {
   readonly customerTier: CustomerTier;
   readonly senderCountry: string;
   readonly receiverCountry: string;
+  /** The sender's profile in the ledger, if any. */
+  readonly profile?: UserProfile;
 }
 
 /**
@@ -151,6 +160,7 @@ function validate(
         customerTier: sender.customerTier,
         senderCountry: request.sender_country ?? sender.country,
         receiverCountry: request.receiver_country ?? receiver.country,
+        profile: sender.profile,
       };
       onCustomer(customer);
       const sufficient = sender.balance >= BigInt(tx.amount);
@@ -315,7 +325,7 @@ async function decline(
 }
 
 async function replayWinner(deps: PaymentDeps, span: Span, tx: TransactionRecord): Promise<PaymentOutcome> {
-  const winner = await findTransaction(deps.pool, tx.idempotencyKey);
+  const winner = await findTransaction(deps.pool, tx.senderId, tx.idempotencyKey, deps.idempotencyWindowSeconds);
   if (!winner) throw new Error("idempotency conflict without a committed transaction");
   return replay(span, winner, tx.requestHash);
 }

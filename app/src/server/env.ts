@@ -38,3 +38,36 @@ export function loadEnv<T extends z.ZodRawShape>(shape: T, env: NodeJS.ProcessEn
   }
   process.exit(1);
 }
+
+/**
+ * Verification of tokens against an issuer's key set (JWKS), under `prefix`: AUTH_* for
+ * payment-service's callers, SERVICE_AUTH_* for fraud-service's.
+ */
+export function keySetEnv<const P extends string>(prefix: P) {
+  return {
+    [`${prefix}_ISSUER`]: z.string().min(1),
+    [`${prefix}_AUDIENCE`]: z.string().min(1),
+    [`${prefix}_JWKS_URL`]: z.url({ protocol: /^https?$/ }),
+    /** Accepted clock difference on exp/nbf. */
+    [`${prefix}_CLOCK_TOLERANCE_SECONDS`]: integerVar(30, 0, 300),
+    /** Minimum time between two key set fetches an unknown `kid` triggers. */
+    [`${prefix}_JWKS_COOLDOWN_MS`]: integerVar(30_000, 0, 3_600_000),
+    /** Keys older than this are fetched again before use. */
+    [`${prefix}_JWKS_MAX_AGE_MS`]: integerVar(600_000, 1_000, 86_400_000),
+    [`${prefix}_JWKS_TIMEOUT_MS`]: integerVar(2_000, 100, 30_000),
+  } as Record<`${P}_${"ISSUER" | "AUDIENCE" | "JWKS_URL"}`, z.ZodType<string>> &
+    Record<`${P}_${"CLOCK_TOLERANCE_SECONDS" | "JWKS_COOLDOWN_MS" | "JWKS_MAX_AGE_MS" | "JWKS_TIMEOUT_MS"}`, z.ZodType<number>>;
+}
+
+/** The key set settings of `keySetEnv(prefix)`, once parsed. */
+export function keySetSettings<P extends string>(prefix: P, config: Record<string, unknown>) {
+  return {
+    issuer: config[`${prefix}_ISSUER`] as string,
+    audience: config[`${prefix}_AUDIENCE`] as string,
+    jwksUrl: config[`${prefix}_JWKS_URL`] as string,
+    clockToleranceSeconds: config[`${prefix}_CLOCK_TOLERANCE_SECONDS`] as number,
+    cooldownMs: config[`${prefix}_JWKS_COOLDOWN_MS`] as number,
+    cacheMaxAgeMs: config[`${prefix}_JWKS_MAX_AGE_MS`] as number,
+    timeoutMs: config[`${prefix}_JWKS_TIMEOUT_MS`] as number,
+  };
+}

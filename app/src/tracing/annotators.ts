@@ -53,3 +53,18 @@ export function annotateCustomer(span: Span, customer: CustomerFacts): void {
 export function annotateRootTier(root: Span | null, tier: CustomerTier): void {
   setTags(root, { [TAGS.rootTier]: tier, [TAGS.customerTier]: tier });
 }
+
+export interface UserFacts {
+  readonly segment: string;
+  readonly kycLevel: string;
+  readonly tenureDays: number;
+}
+
+/** The original design's annotate_user_span: who the paying user is, from what the ledger knows of them. */
+export function annotateUser(span: Span, user: UserFacts): void {
+  setTags(span, {
+    [DETAIL_TAGS.userSegment]: user.segment,
+    [DETAIL_TAGS.kycLevel]: user.kycLevel,
+    [DETAIL_TAGS.userTenureDays]: user.tenureDays,
+  });
+}

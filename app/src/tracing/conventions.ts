@@ -21,7 +21,10 @@ export const SPANS = {
   riskScoring: "fraud.risk_scoring",
   /** Every ledger statement the app runs is wrapped in this measured span. */
   databaseQuery: "database.query",
+  /** One per bearer token verified by payment-service (the caller's access token). */
   userAuthentication: "user.authentication",
+  /** One per service token verified by fraud-service (payment-service's ServiceAccount token). */
+  serviceAuthentication: "service.authentication",
   /** One run of the migrate entry (root span of the migration Job). */
   ledgerMigrate: "ledger.migrate",
   /** One migration file applied, resource = the file name. */
@@ -40,6 +43,8 @@ export const MEASURED_SPANS = [
   SPANS.fraudDetection,
   SPANS.riskScoring,
   SPANS.databaseQuery,
+  SPANS.userAuthentication,
+  SPANS.serviceAuthentication,
 ] as const;
 
 /** The local root span dd-trace's fastify integration creates for every request. */
@@ -86,6 +91,14 @@ export const TAGS = {
    * have no `_`.
    */
   rootTier: "payments.tier",
+  /**
+   * The authentication outcome on the local root span (`ok` or `failed`), set in the
+   * request hook before any outgoing call, so a sampling rule can keep every trace of a
+   * refused caller. No `_` for the same camel-casing reason as `payments.tier`.
+   */
+  rootAuth: "payments.auth",
+  /** On the root span of a request refused by the per-user rate limit. */
+  rootRateLimited: "payments.rate_limited",
 } as const;
 
 /**
@@ -98,6 +111,39 @@ export const PERFORMANCE_TAGS = {
   fraudCallMs: "performance.fraud_call_ms",
   cacheTimeMs: "performance.cache_time_ms",
 } as const;
+
+/** Values of `payments.auth` on the root span. */
+export const ROOT_AUTH = { ok: "ok", failed: "failed" } as const;
+
+/** Tags of the authentication spans: the outcome and who, never the token or its other claims. */
+export const AUTH_TAGS = {
+  result: "auth.result",
+  failureReason: "auth.failure_reason",
+  /** Datadog's standard user tag: the token's `sub`. */
+  userId: "usr.id",
+  /** The calling service account (`system:serviceaccount:<namespace>:<name>`). */
+  serviceAccount: "auth.service_account",
+} as const;
+
+/** Why an authentication failed: the `auth.failure_reason` tag. */
+export const AUTH_FAILURES = {
+  missingToken: "missing_token",
+  malformedToken: "malformed_token",
+  expired: "expired",
+  notYetValid: "not_yet_valid",
+  badSignature: "bad_signature",
+  wrongIssuer: "wrong_issuer",
+  wrongAudience: "wrong_audience",
+  wrongType: "wrong_type",
+  algorithmNotAllowed: "algorithm_not_allowed",
+  unknownKey: "unknown_key",
+  invalidClaims: "invalid_claims",
+  insufficientScope: "insufficient_scope",
+  subjectNotAllowed: "subject_not_allowed",
+  senderMismatch: "sender_mismatch",
+  keysUnavailable: "keys_unavailable",
+} as const;
+export type AuthFailure = (typeof AUTH_FAILURES)[keyof typeof AUTH_FAILURES];
 
 /** Values of the `payments.flow` tag on the HTTP root span. */
 export const FLOWS = {
@@ -124,6 +170,9 @@ export const DETAIL_TAGS = {
   productCategory: "business.product_category",
   senderCountry: "business.sender_country",
   receiverCountry: "business.receiver_country",
+  userSegment: "business.user_segment",
+  kycLevel: "business.kyc_level",
+  userTenureDays: "business.user_tenure_days",
   fraudRiskScore: "fraud.risk_score",
   fraudConfidence: "fraud.confidence",
   modelVersion: "risk_scoring.model_version",

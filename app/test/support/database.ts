@@ -138,3 +138,19 @@ export async function ledgerEntriesOf(pool: Pool, userId: string): Promise<Ledge
   );
   return rows;
 }
+
+export interface ProfileSpec {
+  readonly segment: "consumer" | "small_business" | "corporate";
+  readonly kycLevel: "none" | "basic" | "verified" | "enhanced";
+  /** Days since the user became a customer. */
+  readonly tenureDays: number;
+}
+
+/** What the ledger knows of `userId` (migrations/008_user_profiles.sql). */
+export async function createProfile(pool: Pool, userId: string, spec: ProfileSpec): Promise<void> {
+  await pool.query(
+    `INSERT INTO user_profiles (user_id, segment, kyc_level, customer_since)
+     VALUES ($1, $2, $3, now() - make_interval(days => $4) - interval '1 hour')`,
+    [userId, spec.segment, spec.kycLevel, spec.tenureDays],
+  );
+}

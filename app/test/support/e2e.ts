@@ -8,6 +8,7 @@ import Redis from "ioredis";
 import { SERVICES } from "../../src/tracing/conventions";
 import { createTestDatabase, type TestDatabase } from "./database";
 import { FraudStandIn } from "./fraud-stand-in";
+import { clusterIssuer, identity, serviceTokenFile } from "./identity";
 import { renderedEnv, startService, stopAll, testEnv, type RunningService } from "./services";
 import { TraceIntake } from "./trace-intake";
 
@@ -53,25 +54,51 @@ async function setUp(): Promise<E2E> {
 
 type Wiring = Pick<E2E, "intake" | "db" | "redisPrefix" | "rendered">;
 
-export function startPaymentService(
+/**
+ * The ServiceAccount token file of payment-service, for the subject and audience fraud-service
+ * is rendered to accept.
+ */
+export function paymentServiceTokenFile(rendered: Wiring["rendered"]) {
+  const fraud = rendered[SERVICES.fraud];
+  return serviceTokenFile(fraud.SERVICE_AUTH_SUBJECTS.split(",")[0], fraud.SERVICE_AUTH_AUDIENCE);
+}
+
+/**
+ * payment-service on the wiring, trusting the test identity provider's tokens and presenting
+ * its ServiceAccount token from a file, unless `overrides` say otherwise.
+ */
+export async function startPaymentService(
   env: Wiring,
   overrides: Record<string, string | undefined> = {},
 ): Promise<RunningService> {
+  const [users, tokenFile] = await Promise.all([identity(), paymentServiceTokenFile(env.rendered)]);
   return startService(
     SERVICES.payment,
-    testEnv(env.rendered[SERVICES.payment], env.intake.url, { ...env.db.env, ...overrides }),
+    testEnv(env.rendered[SERVICES.payment], env.intake.url, {
+      ...env.db.env,
+      ...users.userAuthEnv(),
+      SERVICE_TOKEN_FILE: tokenFile.path,
+      // Specs send many payments from one sender on purpose; the limit's own spec uses the
+      // rendered values (rate-limit.spec.ts).
+      RATE_LIMIT_PER_MINUTE: "1000000",
+      RATE_LIMIT_BURST: "1000000",
+      ...overrides,
+    }),
   );
 }
 
-export function startFraudService(
+/** fraud-service on the wiring, trusting the test cluster issuer's ServiceAccount tokens. */
+export async function startFraudService(
   env: Wiring,
   overrides: Record<string, string | undefined> = {},
 ): Promise<RunningService> {
+  const cluster = await clusterIssuer();
   return startService(
     SERVICES.fraud,
     testEnv(env.rendered[SERVICES.fraud], env.intake.url, {
       REDIS_URL,
       REDIS_KEY_PREFIX: env.redisPrefix,
+      ...cluster.serviceAuthEnv(),
       ...overrides,
     }),
   );
@@ -133,14 +160,24 @@ export function newKey(): string {
   return `test-${process.pid}-${Date.now()}-${keyCount}`;
 }
 
-/** POST /v1/payments with a JSON body (or a raw string) and a fresh Idempotency-Key unless given. */
+/** Who a body's token is for: its sender, or a client of its own when the body names none. */
+export function subjectOf(body: unknown): string {
+  const sender = (body as { sender_id?: unknown } | null)?.sender_id;
+  return typeof sender === "string" && sender !== "" ? sender : `test-client-${process.pid}`;
+}
+
+/**
+ * POST /v1/payments with a JSON body (or a raw string), a fresh Idempotency-Key and an access
+ * token for the body's sender, unless `headers` give them (`authorization: undefined` sends none).
+ */
 export async function postPayment(
   service: RunningService,
   body: unknown,
   headers: Record<string, string | undefined> = {},
 ): Promise<ApiResponse> {
   const allHeaders: Record<string, string> = { "content-type": "application/json" };
-  for (const [k, v] of Object.entries({ "idempotency-key": newKey(), ...headers })) if (v !== undefined) allHeaders[k] = v;
+  const authorization = "authorization" in headers ? undefined : await (await identity()).bearer(subjectOf(body));
+  for (const [k, v] of Object.entries({ "idempotency-key": newKey(), authorization, ...headers })) if (v !== undefined) allHeaders[k] = v;
   const response = await fetch(`${service.url}/v1/payments`, {
     method: "POST",
     headers: allHeaders,

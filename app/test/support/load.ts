@@ -4,6 +4,7 @@
  * concurrency pool, a seeded random generator and percentiles.
  */
 import http from "node:http";
+import { identity } from "./identity";
 
 export interface HttpAnswer {
   readonly status: number;
@@ -68,11 +69,12 @@ export class HttpClient {
     });
   }
 
-  /** POST /v1/payments with a JSON body and the given Idempotency-Key. */
-  pay(body: unknown, idempotencyKey: string): Promise<HttpAnswer> {
+  /** POST /v1/payments with a JSON body, the given Idempotency-Key and an access token for the body's sender. */
+  async pay(body: { readonly sender_id: string; readonly [field: string]: unknown }, idempotencyKey: string): Promise<HttpAnswer> {
+    const authorization = await (await identity()).bearer(body.sender_id);
     return this.request({
       path: "/v1/payments",
-      headers: { "content-type": "application/json", "idempotency-key": idempotencyKey },
+      headers: { "content-type": "application/json", "idempotency-key": idempotencyKey, authorization },
       body,
     });
   }
