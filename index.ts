@@ -1,6 +1,7 @@
 /**
  * payments-apm: Datadog distributed tracing for the payments system on Amazon EKS.
- * cluster → Datadog Agent → ledger migrations → payment-service + fraud-service → sampling → monitors → SLOs, dashboard.
+ * cluster → Datadog Agent → ledger migrations → payment-service + fraud-service → outbox relay +
+ * consumers → sampling → monitors → SLOs, dashboard.
  */
 import { SERVICES } from "./app/src/tracing/conventions";
 import { ApmDashboard } from "./components/apm-dashboard";
@@ -120,7 +121,49 @@ const payment = new TracedService(
   { ...k8s, dependsOn: [...afterAgent, migrations] },
 );
 
-const retention = new TraceRetention("trace-retention", { policy: config.sampling, env, services: [SERVICES.payment, SERVICES.fraud] });
+// Post-processing: the outbox relay publishes payment events to RabbitMQ, the consumers
+// write receipts and the fraud history. Workers: no port, no Service.
+const broker = config.broker;
+const brokerEnv = {
+  BROKER_HOST: broker.host,
+  BROKER_PORT: String(broker.port),
+  BROKER_VHOST: broker.vhost,
+  BROKER_USER: broker.user,
+  BROKER_TLS: String(broker.tls),
+  BROKER_EXCHANGE: broker.exchange,
+};
+const ledgerEnv = {
+  PGHOST: config.database.host,
+  PGPORT: String(config.database.port),
+  PGDATABASE: config.database.name,
+  PGUSER: config.database.user,
+};
+const relay = new TracedService(
+  "outbox-relay",
+  {
+    ...common,
+    service: SERVICES.relay,
+    ...config.services.relay,
+    listens: false,
+    appEnv: { ...brokerEnv, ...ledgerEnv, RELAY_RETENTION_SECONDS: String(broker.outboxRetentionHours * 3600) },
+    secretEnv: { PGPASSWORD: config.secrets.databasePassword, BROKER_PASSWORD: config.secrets.brokerPassword },
+  },
+  { ...k8s, dependsOn: afterAgent },
+);
+const postProcessing = new TracedService(
+  "post-processing",
+  {
+    ...common,
+    service: SERVICES.postProcessing,
+    ...config.services.postProcessing,
+    listens: false,
+    appEnv: { ...brokerEnv, ...ledgerEnv, REDIS_URL: `redis://${config.redis.host}:${config.redis.port}` },
+    secretEnv: { PGPASSWORD: config.secrets.databasePassword, BROKER_PASSWORD: config.secrets.brokerPassword },
+  },
+  { ...k8s, dependsOn: afterAgent },
+);
+
+const retention = new TraceRetention("trace-retention", { policy: config.sampling, env, services: [SERVICES.payment, SERVICES.fraud, SERVICES.relay, SERVICES.postProcessing] });
 
 const monitors = new ApmMonitors("apm-monitors", {
   env,
@@ -131,6 +174,7 @@ const monitors = new ApmMonitors("apm-monitors", {
 export const datadogNamespace = agent?.namespace;
 export const servicesNamespace = namespace.name;
 export const services = { payment: payment.serviceName, fraud: fraud.serviceName };
+export const workers = { relay: relay.deploymentName, postProcessing: postProcessing.deploymentName };
 export const fraudServiceUrl = fraud.url;
 export const ledgerMigrationJob = migrations.jobName;
 export const monitorIds = monitors.monitorIds;

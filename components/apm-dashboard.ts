@@ -10,6 +10,8 @@ type MeasuredSpan = (typeof MEASURED_SPANS)[number];
 /**
  * Where each measured span is produced, in flow order. fraud.detection exists on both
  * sides: payment-service times the call (network included), fraud-service the decision.
+ * payment.post_processing too: the relay's publish, the consumers' work. The lag panel
+ * (commit to consumption) carries the lag monitor's threshold.
  */
 export const SPAN_PANELS: readonly { readonly span: MeasuredSpan; readonly service: ServiceName }[] = [
   { span: SPANS.userAuthentication, service: SERVICES.payment },
@@ -21,6 +23,9 @@ export const SPAN_PANELS: readonly { readonly span: MeasuredSpan; readonly servi
   { span: SPANS.serviceAuthentication, service: SERVICES.fraud },
   { span: SPANS.fraudDetection, service: SERVICES.fraud },
   { span: SPANS.riskScoring, service: SERVICES.fraud },
+  { span: SPANS.postProcessing, service: SERVICES.relay },
+  { span: SPANS.postProcessing, service: SERVICES.postProcessing },
+  { span: SPANS.postProcessingLag, service: SERVICES.postProcessing },
 ];
 
 const scope = (env: string, service: string) => `{env:${env},service:${service}}`;
@@ -57,6 +62,7 @@ export interface DashboardSlo {
 function latencyThresholdOf(span: string, thresholds: MonitorThresholds): number | undefined {
   if (span === SPANS.processPayment) return thresholds.paymentLatencyP95Seconds;
   if (span === SPANS.databaseQuery) return thresholds.databaseLatencyP95Seconds;
+  if (span === SPANS.postProcessingLag) return thresholds.postProcessingLagP95Seconds;
   return undefined;
 }
 

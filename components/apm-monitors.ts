@@ -3,7 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { MEASURED_SPANS, SERVICES, SPANS } from "../app/src/tracing/conventions";
 
 /**
- * The original design's three trace alerts as Datadog monitors on APM trace metrics.
+ * The original design's three trace alerts as Datadog monitors on APM trace metrics, and
+ * the post-processing lag (a payment's commit to its event's consumption).
  * `trace.<span>` (distribution, the only one with percentiles), `.hits` and `.errors`
  * exist for service-entry spans and measured spans: every span queried here is in
  * MEASURED_SPANS, which the app marks measured (its tests assert it).
@@ -24,6 +25,8 @@ export interface MonitorThresholds {
   readonly paymentLatencyP95Seconds: number;
   readonly paymentErrorRate: number;
   readonly databaseLatencyP95Seconds: number;
+  /** p95 of the time from a payment's commit to its event's consumption, in seconds. */
+  readonly postProcessingLagP95Seconds: number;
 }
 
 const scope = (env: string, service: string) => `{env:${env},service:${service}}`;
@@ -39,7 +42,7 @@ export function errorRateQuery(span: string, env: string, service: string, windo
   return `sum(last_${window}):( sum:trace.${span}.errors${s}.as_count() / sum:trace.${span}.hits${s}.as_count() ) > ${ratio}`;
 }
 
-/** The three monitors for one environment. */
+/** The monitors for one environment. */
 export function apmMonitorSpecs(env: string, thresholds: MonitorThresholds, notify: readonly string[]): MonitorSpec[] {
   const handles = notify.join(" ");
   const spec = (
@@ -96,6 +99,15 @@ export function apmMonitorSpecs(env: string, thresholds: MonitorThresholds, noti
       thresholds.databaseLatencyP95Seconds,
       "Ledger database p95 latency over 5 minutes is high",
     ),
+    spec(
+      "post-processing-lag",
+      SPANS.postProcessingLag,
+      SERVICES.postProcessing,
+      "Post-processing lag p95 above threshold",
+      p95LatencyQuery(SPANS.postProcessingLag, env, SERVICES.postProcessing, "5m", thresholds.postProcessingLagP95Seconds),
+      thresholds.postProcessingLagP95Seconds,
+      "Post-processing lag p95 (payment commit to consumption) over 5 minutes is high: the relay, the broker or a consumer is behind or down",
+    ),
   ];
 }
 
@@ -106,9 +118,9 @@ export interface ApmMonitorsArgs {
   readonly notify: readonly string[];
 }
 
-/** `datadog.Monitor`s for payment latency, payment error rate and ledger database latency. */
+/** `datadog.Monitor`s for payment latency, payment error rate, ledger database latency and post-processing lag. */
 export class ApmMonitors extends pulumi.ComponentResource {
-  /** Monitor ids by key (payment-latency, payment-error-rate, database-latency). */
+  /** Monitor ids by key (payment-latency, payment-error-rate, database-latency, post-processing-lag). */
   public readonly monitorIds: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: ApmMonitorsArgs, opts?: pulumi.ComponentResourceOptions) {

@@ -308,6 +308,10 @@ export const stackConfigSchema = z
         namespace: dnsLabel().default("payments"),
         payment: service({ replicas: 3 }),
         fraud: service({ replicas: 2 }),
+        /** The outbox relay (replicas share the outbox: FOR UPDATE SKIP LOCKED). */
+        relay: service({ replicas: 2 }),
+        /** The consumers of the outbox events (receipts, fraud history). */
+        postProcessing: service({ replicas: 2 }),
         /** How long payment-service waits for a fraud score before failing closed. */
         fraudTimeoutMs: count(50, 30000).default(800),
       })
@@ -347,6 +351,31 @@ export const stackConfigSchema = z
       .object({
         host: z.string({ error: "must be a string" }).min(1, "must not be empty"),
         port: count(1, 65535).default(6379),
+      })
+      .strict(),
+    /**
+     * RabbitMQ for the outbox events (Amazon MQ for RabbitMQ in AWS). The password is the
+     * secret payments-apm:brokerPassword.
+     */
+    broker: z
+      .object({
+        /** The broker's host name, e.g. b-1234abcd.mq.us-east-1.amazonaws.com. */
+        host: z
+          .string({ error: "must be a string" })
+          .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, "must be a host name such as b-1234abcd.mq.us-east-1.amazonaws.com"),
+        /** 5671: AMQP over TLS, what Amazon MQ listens on. */
+        port: count(1, 65535).default(5671),
+        vhost: z.string({ error: "must be a string" }).min(1, "must not be empty").default("/"),
+        user: z.string({ error: "must be a string" }).min(1, "must not be empty"),
+        /** amqps://. Amazon MQ for RabbitMQ accepts only TLS. */
+        tls: flag().default(true),
+        /** The exchange the relay publishes to; queues are named after it. */
+        exchange: z
+          .string({ error: "must be a string" })
+          .regex(/^[A-Za-z0-9_.:-]{1,200}$/, "must be letters, digits, '_', '.', ':' or '-'")
+          .default("payments.events"),
+        /** Published outbox events are kept this many hours, then pruned. */
+        outboxRetentionHours: count(1, 8760).default(168),
       })
       .strict(),
     sampling: z
@@ -419,6 +448,8 @@ export const stackConfigSchema = z
         paymentLatencyP95Seconds: positiveNumber().default(2),
         paymentErrorRate: rate().default(0.05),
         databaseLatencyP95Seconds: positiveNumber().default(1),
+        /** p95 of a payment's commit to its event's consumption, in seconds (payment.post_processing.lag). */
+        postProcessingLagP95Seconds: positiveNumber().default(60),
       })
       .strict(),
     slos: sloSettingsSchema,
@@ -466,6 +497,7 @@ export interface StackConfig extends StackSettings {
     readonly datadogApiKey: pulumi.Output<string>;
     readonly datadogAppKey: pulumi.Output<string>;
     readonly databasePassword: pulumi.Output<string>;
+    readonly brokerPassword: pulumi.Output<string>;
     readonly databaseMigrationPassword: pulumi.Output<string>;
   };
   /** The global tags every span and the Agent carry. */
@@ -478,9 +510,11 @@ export const SECRET_KEYS = {
   datadogAppKey: "datadog:appKey",
   databasePassword: `${PROJECT}:databasePassword`,
   databaseMigrationPassword: `${PROJECT}:databaseMigrationPassword`,
+  brokerPassword: `${PROJECT}:brokerPassword`,
 } as const;
 
-const TOP_LEVEL_KEYS = new Set([...Object.keys(stackConfigSchema.shape), "databasePassword", "databaseMigrationPassword"]);
+const SECRET_SETTINGS = ["databasePassword", "databaseMigrationPassword", "brokerPassword"];
+const TOP_LEVEL_KEYS = new Set([...Object.keys(stackConfigSchema.shape), ...SECRET_SETTINGS]);
 
 /**
  * Validates the raw `payments-apm:*` values (top-level key → parsed YAML value) and returns
@@ -534,7 +568,7 @@ function readRawProjectConfig(): Record<string, unknown> {
   for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (!fullKey.startsWith(prefix)) continue;
     const key = fullKey.slice(prefix.length);
-    if (key === "databasePassword" || key === "databaseMigrationPassword") continue; // secrets: read below, never as plain text
+    if (SECRET_SETTINGS.includes(key)) continue; // secret: read below, never as plain text
     raw[key] = parseConfigValue(value);
   }
   return raw;
@@ -587,10 +621,13 @@ export function loadConfig(): StackConfig {
   const datadogAppKey = secret(SECRET_KEYS.datadogAppKey, "Datadog application key");
   const databasePassword = secret(SECRET_KEYS.databasePassword, "database password");
   const databaseMigrationPassword = secret(SECRET_KEYS.databaseMigrationPassword, "migration role's database password");
-  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword) throw new ConfigError(problems);
+  const brokerPassword = secret(SECRET_KEYS.brokerPassword, "broker password");
+  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword || !brokerPassword) {
+    throw new ConfigError(problems);
+  }
   return Object.freeze({
     ...settings,
-    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword }),
+    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, brokerPassword }),
     globalTags: Object.freeze({ cluster: settings.cluster.name, region: settings.cluster.region, deployment: settings.deployment }),
   });
 }

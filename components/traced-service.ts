@@ -91,6 +91,13 @@ export interface TracedServiceArgs {
    * checksum of them on the pod template rolls the Deployment when one changes.
    */
   readonly secretEnv?: Readonly<Record<string, pulumi.Input<string>>>;
+  /**
+   * The process serves HTTP on DEFAULT_PORT: a container port, liveness and readiness
+   * probes on its health routes, PORT/HOST env and a ClusterIP Service. False for a worker
+   * that serves nothing (the outbox relay, the consumers): none of those, since a probe or a
+   * Service would point at a port nobody listens on. Default true.
+   */
+  readonly listens?: boolean;
 }
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
@@ -117,6 +124,7 @@ export const secretNameFor = (service: string) => `${service}-secrets`;
  * never disagree; the agent address comes from the node the pod runs on.
  */
 export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" | "replicas" | "minAvailable" | "resources" | "serviceTokenAudience">): EnvVar[] {
+  const listens = args.listens ?? true;
   const fromLabel = (name: string, key: "env" | "service" | "version"): EnvVar => ({
     name,
     valueFrom: { fieldRef: { fieldPath: `metadata.labels['${label(key)}']` } },
@@ -141,7 +149,7 @@ export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" |
       DD_RUNTIME_METRICS_ENABLED: "true",
       DD_TRACE_PROPAGATION_STYLE: "datadog,tracecontext",
     }),
-    ...literal({ PORT: String(DEFAULT_PORT), HOST: "0.0.0.0", ...args.appEnv }),
+    ...literal({ ...(listens ? { PORT: String(DEFAULT_PORT), HOST: "0.0.0.0" } : {}), ...args.appEnv }),
     ...secretEnv,
   ];
 }
@@ -150,18 +158,21 @@ export function serviceEnv(args: Omit<TracedServiceArgs, "namespace" | "image" |
  * One traced service: its ServiceAccount, Deployment (non-root, read-only root filesystem,
  * probes on the app's health endpoints, no API token mounted), Service, PodDisruptionBudget,
  * and a Secret for its secret settings.
+ * A worker (`listens: false`) gets no port, probes or Service.
  */
 export class TracedService extends pulumi.ComponentResource {
-  public readonly serviceName: pulumi.Output<string>;
+  /** The Service's name; undefined for a worker (`listens: false`), which has none. */
+  public readonly serviceName: pulumi.Output<string> | undefined;
   public readonly deploymentName: pulumi.Output<string>;
-  /** In-cluster URL of the service, e.g. http://fraud-service.payments.svc.cluster.local */
-  public readonly url: pulumi.Output<string>;
+  /** In-cluster URL of the service, e.g. http://fraud-service.payments.svc.cluster.local; undefined for a worker. */
+  public readonly url: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: TracedServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("payments-apm:app:TracedService", name, {}, opts);
     const labels = { "app.kubernetes.io/name": args.service, "app.kubernetes.io/part-of": "payments" };
     const podLabels = { ...labels, ...unifiedServiceLabels(args) };
     const env = serviceEnv(args);
+    const listens = args.listens ?? true;
 
     const secretEnv = args.secretEnv ?? {};
     const readsSecret = Object.keys(secretEnv).length > 0;
@@ -228,10 +239,14 @@ export class TracedService extends pulumi.ComponentResource {
                 {
                   name: args.service,
                   image: args.image,
-                  ports: [{ name: "http", containerPort: DEFAULT_PORT, protocol: "TCP" }],
+                  ...(listens
+                    ? {
+                        ports: [{ name: "http", containerPort: DEFAULT_PORT, protocol: "TCP" }],
+                        readinessProbe: { ...httpGet(ROUTES.readiness), periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 },
+                        livenessProbe: { ...httpGet(ROUTES.liveness), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+                      }
+                    : {}),
                   env,
-                  readinessProbe: { ...httpGet(ROUTES.readiness), periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 },
-                  livenessProbe: { ...httpGet(ROUTES.liveness), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
                   resources: {
                     requests: { cpu: args.resources.cpuRequest, memory: args.resources.memoryRequest },
                     limits: { memory: args.resources.memoryLimit },
@@ -257,14 +272,16 @@ export class TracedService extends pulumi.ComponentResource {
       { parent: this, dependsOn: opts?.dependsOn },
     );
 
-    const service = new k8s.core.v1.Service(
-      `${name}-service`,
-      {
-        metadata: { name: args.service, namespace: args.namespace, labels: podLabels },
-        spec: { type: "ClusterIP", selector: labels, ports: [{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }] },
-      },
-      { parent: this },
-    );
+    const service = listens
+      ? new k8s.core.v1.Service(
+          `${name}-service`,
+          {
+            metadata: { name: args.service, namespace: args.namespace, labels: podLabels },
+            spec: { type: "ClusterIP", selector: labels, ports: [{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }] },
+          },
+          { parent: this },
+        )
+      : undefined;
 
     new k8s.policy.v1.PodDisruptionBudget(
       `${name}-pdb`,
@@ -276,8 +293,8 @@ export class TracedService extends pulumi.ComponentResource {
     );
 
     this.deploymentName = deployment.metadata.name;
-    this.serviceName = service.metadata.name;
-    this.url = pulumi.interpolate`http://${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`;
+    this.serviceName = service?.metadata.name;
+    this.url = service && pulumi.interpolate`http://${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`;
     this.registerOutputs({ deploymentName: this.deploymentName, serviceName: this.serviceName, url: this.url });
   }
 }

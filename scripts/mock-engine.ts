@@ -49,7 +49,13 @@ export interface StackConfigInput {
 }
 
 /** Keys that hold secrets and are never written into `Pulumi.<stack>.yaml` in this repo. */
-export const SECRET_CONFIG_KEYS = ["datadog:apiKey", "datadog:appKey", "payments-apm:databasePassword", "payments-apm:databaseMigrationPassword"] as const;
+export const SECRET_CONFIG_KEYS = [
+  "datadog:apiKey",
+  "datadog:appKey",
+  "payments-apm:databasePassword",
+  "payments-apm:databaseMigrationPassword",
+  "payments-apm:brokerPassword",
+] as const;
 
 /** A visible stand-in for a secret value, so a rendered file can never carry a real one. */
 export const secretPlaceholder = (key: string) => `PLACEHOLDER-SECRET(${key})`;

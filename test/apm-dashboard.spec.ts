@@ -78,6 +78,20 @@ describe("payment and fraud dashboard (components/apm-dashboard.ts)", () => {
         assert.deepEqual(markersOf(SPANS.riskScoring), []);
       });
 
+      it("charts the post-processing lag of the consumers with the lag monitor's threshold", () => {
+        const i = SPAN_PANELS.findIndex((p) => p.span === SPANS.postProcessingLag);
+        const panel = dashboard.widgets[i + 1];
+        assert.equal(panel.groupDefinition.title, `payment.post_processing.lag · post-processing`);
+        assert.ok(metricQueries(panel).includes(`p95:trace.payment.post_processing.lag{env:${stack},service:post-processing}`));
+        const markers = collect(panel, "markers").flat() as any[];
+        assert.deepEqual(markers.map((m) => m.value), [`y = ${rawSettings(stack).monitors.postProcessingLagP95Seconds ?? 60}`]);
+        // The relay's publish and the consumers' work have panels of their own.
+        assert.deepEqual(
+          SPAN_PANELS.filter((p) => p.span === SPANS.postProcessing).map((p) => p.service),
+          [SERVICES.relay, SERVICES.postProcessing],
+        );
+      });
+
       it("colours the payment error rate against the monitor's threshold, in percent", () => {
         const errorRate = dashboard.widgets[0].groupDefinition.widgets.find((w: any) => w.queryValueDefinition?.title === "Payment error rate").queryValueDefinition;
         const formula = errorRate.requests[0].formulas[0];

@@ -1,8 +1,8 @@
 import * as assert from "node:assert/strict";
-import { MEASURED_SPANS } from "../app/src/tracing/conventions";
+import { MEASURED_SPANS, SERVICES, SPANS } from "../app/src/tracing/conventions";
 import { apmMonitorSpecs } from "../components/apm-monitors";
 
-const thresholds = { paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1 };
+const thresholds = { paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1, postProcessingLagP95Seconds: 60 };
 
 describe("APM monitor queries", () => {
   const specs = apmMonitorSpecs("prod", thresholds, ["@slack-payments-alerts", "@pagerduty-payments"]);
@@ -23,6 +23,14 @@ describe("APM monitor queries", () => {
     assert.equal(byKey["database-latency"].query, "percentile(last_5m):p95:trace.database.query{env:prod,service:payment-service} > 1");
   });
 
+  it("alerts when post-processing lag p95 exceeds the threshold over 5 minutes, on the lag span the consumers send", () => {
+    const lag = byKey["post-processing-lag"];
+    assert.equal(lag.query, "percentile(last_5m):p95:trace.payment.post_processing.lag{env:prod,service:post-processing} > 60");
+    assert.equal(lag.span, SPANS.postProcessingLag);
+    assert.equal(lag.service, SERVICES.postProcessing);
+    assert.equal(lag.name, "[prod] Post-processing lag p95 above threshold");
+  });
+
   it("sets the critical threshold equal to the query's threshold", () => {
     for (const s of specs) assert.ok(s.query.endsWith(` > ${s.critical}`), `${s.key}: ${s.query} vs ${s.critical}`);
   });
@@ -39,7 +47,7 @@ describe("APM monitor queries", () => {
   });
 
   it("follows every threshold of payments-apm:monitors, in the query and the critical value", () => {
-    const custom = apmMonitorSpecs("staging", { paymentLatencyP95Seconds: 3.5, paymentErrorRate: 0.1, databaseLatencyP95Seconds: 0.25 }, ["@slack-x"]);
+    const custom = apmMonitorSpecs("staging", { paymentLatencyP95Seconds: 3.5, paymentErrorRate: 0.1, databaseLatencyP95Seconds: 0.25, postProcessingLagP95Seconds: 12.5 }, ["@slack-x"]);
     assert.deepEqual(
       custom.map((s) => [s.key, s.query, s.critical]),
       [
@@ -50,6 +58,7 @@ describe("APM monitor queries", () => {
           "0.1",
         ],
         ["database-latency", "percentile(last_5m):p95:trace.database.query{env:staging,service:payment-service} > 0.25", "0.25"],
+        ["post-processing-lag", "percentile(last_5m):p95:trace.payment.post_processing.lag{env:staging,service:post-processing} > 12.5", "12.5"],
       ],
     );
   });

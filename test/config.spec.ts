@@ -30,9 +30,12 @@ describe("stack config", () => {
       services: {
         payment: { image: "repo/payment-service:1.0.0", version: "1.0.0" },
         fraud: { image: "repo/fraud-service@sha256:" + "a".repeat(64), version: "1.0.0" },
+        relay: { image: "repo/outbox-relay:1.0.0", version: "1.0.0" },
+        postProcessing: { image: "repo/post-processing:1.0.0", version: "1.0.0" },
       },
       database: { host: "db.internal" },
       redis: { host: "redis.internal" },
+      broker: { host: "b-1.mq.eu-west-1.amazonaws.com", user: "payments" },
       monitors: { notify: ["@slack-payments"] },
       auth: { issuer: "https://id.example.com/", audience: "payments", jwksUrl: "https://id.example.com/jwks" },
     };
@@ -58,6 +61,8 @@ describe("stack config", () => {
         namespace: "payments",
         payment: { ...minimal.services.payment, replicas: 3, minAvailable: 1, resources: { cpuRequest: "250m", memoryRequest: "256Mi", memoryLimit: "512Mi" } },
         fraud: { ...minimal.services.fraud, replicas: 2, minAvailable: 1, resources: { cpuRequest: "250m", memoryRequest: "256Mi", memoryLimit: "512Mi" } },
+        relay: { ...minimal.services.relay, replicas: 2, minAvailable: 1, resources: { cpuRequest: "250m", memoryRequest: "256Mi", memoryLimit: "512Mi" } },
+        postProcessing: { ...minimal.services.postProcessing, replicas: 2, minAvailable: 1, resources: { cpuRequest: "250m", memoryRequest: "256Mi", memoryLimit: "512Mi" } },
         fraudTimeoutMs: 800,
       },
       database: {
@@ -70,6 +75,8 @@ describe("stack config", () => {
         migrations: { backoffLimit: 2, activeDeadlineSeconds: 600 },
       },
       redis: { host: "redis.internal", port: 6379 },
+      // Amazon MQ for RabbitMQ: amqps on 5671.
+      broker: { host: "b-1.mq.eu-west-1.amazonaws.com", port: 5671, vhost: "/", user: "payments", tls: true, exchange: "payments.events", outboxRetentionHours: 168 },
       sampling: {
         baseRate: 0.1,
         rateLimit: 500,
@@ -81,7 +88,7 @@ describe("stack config", () => {
         slowTraces: { thresholdMs: 1000, rate: 0.8 },
         agent: { targetTracesPerSecond: 10, errorTracesPerSecond: 10, rareSamplerEnabled: true },
       },
-      monitors: { notify: ["@slack-payments"], paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1 },
+      monitors: { notify: ["@slack-payments"], paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1, postProcessingLagP95Seconds: 60 },
       slos: { timeframe: "30d", availabilityTarget: 99.9, latencyTarget: 99.5 },
       auth: { ...minimal.auth, clockToleranceSeconds: 30 },
       payments: { idempotencyWindowHours: 24, rateLimit: { perUserPerMinute: 60, burst: 10 } },
@@ -169,6 +176,17 @@ describe("stack config", () => {
     { change: ["auth.audience", "  "], problem: 'payments-apm:auth.audience must not be empty, got "  "' },
     { change: ["auth", undefined], problem: "payments-apm:auth is required" },
     { change: ["sampling.agent.rareSamplerEnabled", "yes"], problem: 'payments-apm:sampling.agent.rareSamplerEnabled must be true or false, got "yes"' },
+    { change: ["broker.host", undefined], problem: "payments-apm:broker.host is required" },
+    { change: ["broker.host", "amqps://b-1.mq.amazonaws.com"], problem: 'payments-apm:broker.host must be a host name such as b-1234abcd.mq.us-east-1.amazonaws.com, got "amqps://b-1.mq.amazonaws.com"' },
+    { change: ["broker.port", "amqps"], problem: 'payments-apm:broker.port must be a whole number between 1 and 65535, got "amqps"' },
+    { change: ["broker.user", ""], problem: 'payments-apm:broker.user must not be empty, got ""' },
+    { change: ["broker.tls", "yes"], problem: 'payments-apm:broker.tls must be true or false, got "yes"' },
+    { change: ["broker.exchange", "payments events"], problem: "payments-apm:broker.exchange must be letters, digits" },
+    { change: ["broker.outboxRetentionHours", 0], problem: "payments-apm:broker.outboxRetentionHours must be a whole number between 1 and 8760, got 0" },
+    { change: ["broker.password", "hunter2"], problem: "payments-apm:broker.password is not a known setting" },
+    { change: ["services.relay", undefined], problem: "payments-apm:services.relay is required" },
+    { change: ["services.postProcessing.image", "repo/post-processing"], problem: "payments-apm:services.postProcessing.image must be pinned by tag or digest" },
+    { change: ["monitors.postProcessingLagP95Seconds", 0], problem: "payments-apm:monitors.postProcessingLagP95Seconds must be greater than 0, got 0" },
   ];
   for (const { change, problem } of badConfigs) {
     it(`rejects ${change[0]} = ${JSON.stringify(change[1])}, naming the key`, () => {
@@ -232,6 +250,16 @@ describe("stack config", () => {
       });
       assert.match(message, /payments-apm:sampling\.baseRate must be between 0 and 1, got 1\.5/);
       assert.match(message, /payments-apm:databasePassword is required/);
+    });
+
+    it("fails without the broker password, naming the secret key", async () => {
+      const message = await previewError({ secrets: { "payments-apm:brokerPassword": undefined } });
+      assert.match(message, /payments-apm:brokerPassword is required: set it with `pulumi config set --secret payments-apm:brokerPassword <broker password>`/);
+    });
+
+    it("fails on a bad broker setting at preview with the full key", async () => {
+      const message = await previewError({ overrides: { "payments-apm:broker": JSON.stringify({ host: "b-1.mq.us-east-1.amazonaws.com", user: "payments", port: 0 }) } });
+      assert.match(message, /payments-apm:broker\.port must be a whole number between 1 and 65535, got 0/);
     });
 
     it("fails on a rate limit that leaves the always-kept traces too little, naming sampling.rateLimit", async () => {

@@ -68,7 +68,7 @@ describe("monitors:validate (scripts/monitors-validate.ts)", () => {
 
   it("posts every monitor of the stack to /api/v1/monitor/validate with both keys, and exits 0 when Datadog accepts them", async () => {
     assert.equal(await validate(), 0);
-    assert.equal(standIn.received.length, 3);
+    assert.equal(standIn.received.length, 4);
     for (const r of standIn.received) {
       assert.equal(r.method, "POST");
       assert.equal(r.url, "/api/v1/monitor/validate");
@@ -76,7 +76,7 @@ describe("monitors:validate (scripts/monitors-validate.ts)", () => {
       assert.equal(r.headers["dd-application-key"], KEYS.DD_APP_KEY);
       assert.match(String(r.headers["content-type"]), /^application\/json/);
       assert.equal(r.body.type, "query alert");
-      assert.match(r.body.query, /\{env:prod,service:payment-service\}/);
+      assert.match(r.body.query, /\{env:prod,service:(payment-service|post-processing)\}/);
       assert.match(r.body.message, /@slack-payments-alerts/);
       // Thresholds travel as numbers, equal to the one in the query.
       assert.equal(typeof r.body.options.thresholds.critical, "number");
@@ -87,10 +87,15 @@ describe("monitors:validate (scripts/monitors-validate.ts)", () => {
     }
     assert.deepEqual(
       standIn.received.map((r) => r.body.name).sort(),
-      ["[prod] Ledger database p95 latency above threshold", "[prod] Payment error rate above threshold", "[prod] Payment p95 latency above threshold"],
+      [
+        "[prod] Ledger database p95 latency above threshold",
+        "[prod] Payment error rate above threshold",
+        "[prod] Payment p95 latency above threshold",
+        "[prod] Post-processing lag p95 above threshold",
+      ],
     );
-    assert.equal(lines.filter((l) => /^\s+OK\s/.test(l)).length, 3);
-    assert.match(printed(), /all 3 monitor\(s\) valid/);
+    assert.equal(lines.filter((l) => /^\s+OK\s/.test(l)).length, 4);
+    assert.match(printed(), /all 4 monitor\(s\) valid/);
     assertNoKeyPrinted();
   });
 
@@ -101,15 +106,15 @@ describe("monitors:validate (scripts/monitors-validate.ts)", () => {
     const rejected = lines.filter((l) => /REJECTED/.test(l));
     assert.equal(rejected.length, 1);
     assert.match(rejected[0], /REJECTED\s+apm-monitors-payment-error-rate \(\[prod\] Payment error rate above threshold\): HTTP 400: The value provided for parameter 'query' is invalid: unknown metric/);
-    assert.equal(lines.filter((l) => /^\s+OK\s/.test(l)).length, 2);
-    assert.match(printed(), /1 of 3 monitor\(s\) not validated/);
+    assert.equal(lines.filter((l) => /^\s+OK\s/.test(l)).length, 3);
+    assert.match(printed(), /1 of 4 monitor\(s\) not validated/);
     assertNoKeyPrinted();
   });
 
   it("exits 1 when Datadog refuses the keys, without printing them even if the answer echoes them", async () => {
     standIn.answer = (r) => ({ status: 403, body: { errors: [`Forbidden for key ${r.headers["dd-api-key"]} / ${r.headers["dd-application-key"]}`] } });
     assert.equal(await validate(), 1);
-    assert.equal(lines.filter((l) => /ERROR\s+.*HTTP 403: Forbidden for key \[redacted\] \/ \[redacted\]/.test(l)).length, 3);
+    assert.equal(lines.filter((l) => /ERROR\s+.*HTTP 403: Forbidden for key \[redacted\] \/ \[redacted\]/.test(l)).length, 4);
     assertNoKeyPrinted();
   });
 
@@ -119,7 +124,7 @@ describe("monitors:validate (scripts/monitors-validate.ts)", () => {
     await closed.stop();
     const code = await validateStackMonitors({ stack: "prod", env: KEYS, baseUrl: url, log: (l) => lines.push(l), render: stackRun, timeoutMs: 5_000 });
     assert.equal(code, 1);
-    assert.equal(lines.filter((l) => /ERROR\s+.*request failed/.test(l)).length, 3);
+    assert.equal(lines.filter((l) => /ERROR\s+.*request failed/.test(l)).length, 4);
     assertNoKeyPrinted();
   });
 

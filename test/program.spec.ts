@@ -11,6 +11,7 @@ const SENTINELS = {
   "datadog:appKey": "dd-app-key-sentinel-fedcba9876543210",
   "payments-apm:databasePassword": "db-password-sentinel-s3cr3t",
   "payments-apm:databaseMigrationPassword": "db-migration-password-sentinel-9q",
+  "payments-apm:brokerPassword": "broker-password-sentinel-4mqp",
 };
 
 const runs: Record<string, ProgramRun> = {};
@@ -31,7 +32,7 @@ describe("the program (index.ts) under the mock engine", () => {
 
   for (const stack of ["prod", "staging"]) {
     describe(`stack ${stack}`, () => {
-      it("registers the Agent, both services, the monitors and the retention filters", () => {
+      it("registers the Agent, both services, the outbox relay and consumers, the monitors and the retention filters", () => {
         const count = (type: string) => runs[stack].resources.filter((r) => r.type === type).length;
         assert.deepEqual(
           {
@@ -44,7 +45,8 @@ describe("the program (index.ts) under the mock engine", () => {
             retentionFilters: count("datadog:index/apmRetentionFilter:ApmRetentionFilter"),
             k8sProviders: count("pulumi:providers:kubernetes"),
           },
-          { namespaces: 2, daemonSets: 1, deployments: 2, services: 2, pdbs: 2, monitors: 3, retentionFilters: 2, k8sProviders: 1 },
+          // The relay and the consumers serve nothing: Deployments and budgets, no Service.
+          { namespaces: 2, daemonSets: 1, deployments: 4, services: 2, pdbs: 4, monitors: 4, retentionFilters: 2, k8sProviders: 1 },
         );
       });
 
@@ -78,7 +80,15 @@ describe("the program (index.ts) under the mock engine", () => {
         const placesOf = (value: string) =>
           runs[stack].resources.flatMap((r) => (JSON.stringify(r.inputs).includes(value) ? [`${r.type}::${r.name}`] : []));
         assert.deepEqual(placesOf(SENTINELS["datadog:apiKey"]), ["kubernetes:core/v1:Secret::datadog-agent-api-key"]);
-        assert.deepEqual(placesOf(SENTINELS["payments-apm:databasePassword"]), ["kubernetes:core/v1:Secret::payment-service-secrets"]);
+        assert.deepEqual(placesOf(SENTINELS["payments-apm:databasePassword"]).sort(), [
+          "kubernetes:core/v1:Secret::outbox-relay-secrets",
+          "kubernetes:core/v1:Secret::payment-service-secrets",
+          "kubernetes:core/v1:Secret::post-processing-secrets",
+        ]);
+        assert.deepEqual(placesOf(SENTINELS["payments-apm:brokerPassword"]).sort(), [
+          "kubernetes:core/v1:Secret::outbox-relay-secrets",
+          "kubernetes:core/v1:Secret::post-processing-secrets",
+        ]);
         assert.deepEqual(placesOf(SENTINELS["payments-apm:databaseMigrationPassword"]), ["kubernetes:core/v1:Secret::ledger-migrations-secrets"]);
         assert.deepEqual(placesOf(SENTINELS["datadog:appKey"]), []);
         for (const r of runs[stack].resources.filter((x) => x.type === "kubernetes:core/v1:Secret")) assert.ok(r.secretPaths.length > 0, `${r.name} data is secret`);
@@ -196,7 +206,8 @@ describe("the program (index.ts) under the mock engine", () => {
           assert.equal(i.type, "query alert");
           assert.ok(i.query.includes(`env:${stack}`), i.query);
           assert.ok(i.query.endsWith(` > ${i.monitorThresholds.critical}`), i.query);
-          assert.ok(i.tags.includes(`env:${stack}`) && i.tags.includes("service:payment-service") && i.tags.includes("source:apm"));
+          const service = /service:([\w-]+)/.exec(i.query)![1];
+          assert.ok(i.tags.includes(`env:${stack}`) && i.tags.includes(`service:${service}`) && i.tags.includes("source:apm"), i.tags);
           assert.match(i.message, /@slack-payments/);
         }
       });
@@ -206,7 +217,44 @@ describe("the program (index.ts) under the mock engine", () => {
         assert.equal(o.datadogNamespace, "datadog");
         assert.equal(o.servicesNamespace, "payments");
         assert.deepEqual(o.services, { payment: "payment-service", fraud: "fraud-service" });
-        assert.deepEqual(Object.keys(o.monitorIds).sort(), ["database-latency", "payment-error-rate", "payment-latency"]);
+        assert.deepEqual(o.workers, { relay: "outbox-relay", postProcessing: "post-processing" });
+        assert.deepEqual(Object.keys(o.monitorIds).sort(), ["database-latency", "payment-error-rate", "payment-latency", "post-processing-lag"]);
+      });
+
+      for (const worker of [SERVICES.relay, SERVICES.postProcessing]) {
+        it(`deploys ${worker} as a worker: traced like the services, no port, no probes, no Service`, () => {
+          const d = find(stack, "Deployment", worker);
+          const c = container(d, worker);
+          assert.equal(c.ports, undefined);
+          assert.equal(c.readinessProbe, undefined);
+          assert.equal(c.livenessProbe, undefined);
+          assert.ok(!objects(stack).some((o) => o.kind === "Service" && o.metadata.name === worker), `no Service ${worker}`);
+          assert.deepEqual(c.securityContext, { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ["ALL"] } });
+          assert.match(c.image, new RegExp(`^123456789012\\.dkr\\.ecr\\.us-east-1\\.amazonaws\\.com/${worker}:1\\.4\\.2$`));
+          const env = envOf(d, worker);
+          assert.equal(env.PORT, undefined);
+          assert.deepEqual(env.DD_SERVICE, { fieldRef: { fieldPath: "metadata.labels['tags.datadoghq.com/service']" } });
+          assert.equal((d.metadata.labels as any)["tags.datadoghq.com/service"], worker);
+          assert.match(env.BROKER_HOST as string, /^b-[0-9a-f-]+\.mq\.us-east-1\.amazonaws\.com$/);
+          assert.equal(env.BROKER_PORT, "5671");
+          assert.equal(env.BROKER_TLS, "true", "amqps:// to Amazon MQ");
+          assert.equal(env.BROKER_USER, "payments");
+          assert.equal(env.BROKER_EXCHANGE, "payments.events");
+          assert.deepEqual(env.BROKER_PASSWORD, { secretKeyRef: { name: `${worker}-secrets`, key: "BROKER_PASSWORD" } });
+          assert.deepEqual(env.PGPASSWORD, { secretKeyRef: { name: `${worker}-secrets`, key: "PGPASSWORD" } });
+          assert.equal(env.PGDATABASE, "payments");
+          const secret = find(stack, "Secret", `${worker}-secrets`) as any;
+          assert.deepEqual(Object.keys(secret.stringData).sort(), ["BROKER_PASSWORD", "PGPASSWORD"]);
+        });
+      }
+
+      it("keeps published outbox events for the configured retention and gives the consumers the fraud history's Redis", () => {
+        const relay = envOf(find(stack, "Deployment", SERVICES.relay), SERVICES.relay);
+        assert.equal(relay.RELAY_RETENTION_SECONDS, String(168 * 3600));
+        assert.equal(relay.BROKER_VHOST, stack === "prod" ? "payments" : "/");
+        const consumers = envOf(find(stack, "Deployment", SERVICES.postProcessing), SERVICES.postProcessing);
+        const fraud = envOf(find(stack, "Deployment", SERVICES.fraud), SERVICES.fraud);
+        assert.equal(consumers.REDIS_URL, fraud.REDIS_URL);
       });
     });
   }

@@ -128,7 +128,7 @@ describe("GitHub workflows (.github/workflows)", () => {
       assert.deepEqual(pr().on.pull_request.branches, ["main"]);
     });
 
-    it("tests and renders every stack with no credentials, against Postgres and Redis service containers", () => {
+    it("tests and renders every stack with no credentials, against Postgres, Redis and RabbitMQ service containers", () => {
       const test = pr().jobs.test;
       assert.doesNotMatch(JSON.stringify(test), /secrets\.|id-token/);
       assert.deepEqual(
@@ -136,6 +136,7 @@ describe("GitHub workflows (.github/workflows)", () => {
         [
           ["postgres", ["5432:5432"]],
           ["redis", ["6379:6379"]],
+          ["rabbitmq", ["5672:5672"]],
         ],
       );
       assert.equal(test.services!.postgres.env?.POSTGRES_HOST_AUTH_METHOD, "trust", "the app tests connect as postgres without a password");
@@ -195,9 +196,9 @@ describe("GitHub workflows (.github/workflows)", () => {
       assert.equal((deploy() as any).concurrency["cancel-in-progress"], false);
     });
 
-    it("builds and pushes both images from app/Dockerfile to ECR, tagged with the commit SHA", () => {
+    it("builds and pushes every image from app/Dockerfile to ECR, tagged with the commit SHA", () => {
       const images = deploy().jobs.images;
-      assert.deepEqual(images.strategy!.matrix.service, ["payment-service", "fraud-service"]);
+      assert.deepEqual(images.strategy!.matrix.service, ["payment-service", "fraud-service", "outbox-relay", "post-processing"]);
       assert.equal(stepUsing(images, "aws-actions/amazon-ecr-login")?.uses, "aws-actions/amazon-ecr-login@v2");
       const build = stepUsing(images, "docker/build-push-action")!;
       assert.equal(build.uses, "docker/build-push-action@v6");
@@ -232,6 +233,8 @@ describe("GitHub workflows (.github/workflows)", () => {
         assert.ok(i >= 0);
         assert.match(job.steps[i].run!, /--path "services\.\$service\.version" "\$GITHUB_SHA"/);
         assert.match(job.steps[i].run!, /for service in payment fraud/);
+        assert.match(job.steps[i].run!, /for worker in relay:outbox-relay postProcessing:post-processing/);
+        assert.match(job.steps[i].run!, /--path "services\.\$\{worker%%:\*\}\.image" "\$REGISTRY\/\$\{worker#\*:\}:\$GITHUB_SHA"/);
         assert.ok(i < job.steps.findIndex((s) => s.with?.command === "up"));
         assert.doesNotMatch(runs(job), /git (commit|push)/);
       }

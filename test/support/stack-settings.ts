@@ -6,7 +6,7 @@ export function rawSettings(stack: string): Record<string, any> {
   const { config } = stackConfigFromFile(stack);
   const raw: Record<string, any> = {};
   for (const [key, value] of Object.entries(config)) {
-    if (!key.startsWith(`${PROJECT}:`) || key === `${PROJECT}:databasePassword` || key === `${PROJECT}:databaseMigrationPassword`) continue;
+    if (!key.startsWith(`${PROJECT}:`) || [`${PROJECT}:databasePassword`, `${PROJECT}:databaseMigrationPassword`, `${PROJECT}:brokerPassword`].includes(key)) continue;
     raw[key.slice(PROJECT.length + 1)] = /^[[{]/.test(value) ? JSON.parse(value) : value;
   }
   return raw;

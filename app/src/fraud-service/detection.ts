@@ -5,7 +5,7 @@ import type { Logger } from "../tracing/logger";
 import { annotateCacheTime, elapsedMs, startTimer } from "../tracing/performance";
 import { setTags, traced } from "../tracing/spans";
 import type { ScoreRequest, ScoreResponse } from "./api";
-import { recordAndReadHistory, type HistorySettings, type SenderHistory } from "./history";
+import { readHistory, type HistorySettings, type SenderHistory } from "./history";
 import {
   MODEL_VERSION,
   amountScore,
@@ -74,7 +74,7 @@ function scoreRisk(deps: DetectionDeps, request: ScoreRequest): Promise<RiskAsse
       const started = startTimer();
       let cacheMs: number;
       try {
-        history = await recordAndReadHistory(deps.redis, deps.history, request.sender_id, request.device);
+        history = await readHistory(deps.redis, deps.history, request.sender_id, request.device);
         cacheMs = elapsedMs(started);
       } catch (error) {
         cacheMs = elapsedMs(started);

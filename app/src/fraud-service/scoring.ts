@@ -25,7 +25,7 @@ export const UNUSUAL_AMOUNT: Readonly<Record<CustomerTier, number>> = {
   enterprise: 25_000_000,
 };
 
-/** Scored payments from the same sender within the window, this one included; 75 at the tier's ordinary count. */
+/** Completed payments from the same sender within the window plus this one; 75 at the tier's ordinary count. */
 export function velocityScore(paymentsInWindow: number, tier: CustomerTier): number {
   return clamp(Math.round((paymentsInWindow / ORDINARY_PAYMENTS_PER_WINDOW[tier]) * 75));
 }

@@ -6,7 +6,7 @@
  * no connection is held across round trips.
  * Connection settings come from the standard PG* variables, which pg reads itself.
  */
-import { Pool, type QueryResult, type QueryResultRow } from "pg";
+import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from "pg";
 import { DETAIL_TAGS, SPANS } from "../tracing/conventions";
 import { elapsedMs, recordDbQuery, startTimer } from "../tracing/performance";
 import { setTags, traced } from "../tracing/spans";
@@ -29,8 +29,11 @@ export function createPool(settings: PoolSettings): Pool {
   });
 }
 
+/** A pool, or one connection of it inside an explicit transaction. */
+export type Queryable = Pool | PoolClient;
+
 export function dbQuery<R extends QueryResultRow>(
-  pool: Pool,
+  pool: Queryable,
   operation: string,
   text: string,
   values: readonly unknown[] = [],

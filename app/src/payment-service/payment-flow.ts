@@ -1,8 +1,9 @@
 /**
  * POST /v1/payments as the seed describes it: validate → score fraud → process, each step
- * one measured span under payment.process_payment. The seed's post-processing (receipts,
- * notifications) starts from the `payment.completed` outbox event, which the transfer
- * writes in its own transaction; a relay publishes it outside the request.
+ * one measured span under payment.process_payment. Post-processing (receipts, the fraud
+ * history) starts from the `payment.completed` outbox event, which the transfer writes in
+ * its own transaction; the outbox relay publishes it to RabbitMQ outside the request
+ * (src/post-processing/).
  */
 import { randomUUID } from "node:crypto";
 import type { Pool } from "pg";
@@ -10,6 +11,7 @@ import { isDatabaseUnavailable } from "../ledger/db";
 import { annotateCustomer, annotatePayment, annotateRootTier, annotateUser } from "../tracing/annotators";
 import {
   DETAIL_TAGS,
+  EVENT_TYPES,
   FAILURE_REASONS,
   SPANS,
   TAGS,
@@ -18,7 +20,9 @@ import {
 } from "../tracing/conventions";
 import type { Logger } from "../tracing/logger";
 import { annotatePerformance, elapsedMs, measuringPayment, recordFraudCall, startTimer } from "../tracing/performance";
+import { injectContext } from "../tracing/propagation";
 import { setTags, traced } from "../tracing/spans";
+import type { PaymentCompletedPayload } from "../post-processing/events";
 import type { Span } from "../tracing/tracer";
 import type { ScoreResponse } from "../fraud-service/api";
 import type { FraudClient } from "./fraud-client";
@@ -110,7 +114,7 @@ async function paymentSteps(
     setTags(span, { [DETAIL_TAGS.validationResult]: true });
 
     await scoreFraud(deps, request, tx, customer, span);
-    const outcome = await transfer(deps, tx);
+    const outcome = await transfer(deps, tx, request);
     // A concurrent request with the same key moved the money: answer what it answered.
     if (!outcome) return replayWinner(deps, span, tx);
     setTags(span, { [TAGS.finalStatus]: "completed" });
@@ -250,10 +254,12 @@ async function measured<T>(started: bigint, call: Promise<T>): Promise<T> {
 
 /**
  * payment.processing: the transfer and its `payment.completed` outbox event, in one
- * database transaction. Undefined when a concurrent request with the same Idempotency-Key
- * got there first.
+ * database transaction. The event carries this span's trace context, so the relay and the
+ * consumers continue the payment's trace, and the device, from which the fraud history
+ * learns once the payment is made. Undefined when a concurrent request with the same
+ * Idempotency-Key got there first.
  */
-function transfer(deps: PaymentDeps, tx: TransactionRecord): Promise<PaymentOutcome | undefined> {
+function transfer(deps: PaymentDeps, tx: TransactionRecord, request: PaymentRequest): Promise<PaymentOutcome | undefined> {
   return traced(
     SPANS.processing,
     async (span) => {
@@ -271,14 +277,16 @@ function transfer(deps: PaymentDeps, tx: TransactionRecord): Promise<PaymentOutc
       let result: "completed" | "conflict";
       try {
         result = await transferFunds(deps.pool, tx, outcome, {
-          type: "payment.completed",
+          type: EVENT_TYPES.paymentCompleted,
           payload: {
             transaction_id: tx.id,
             sender_id: tx.senderId,
             receiver_id: tx.receiverId,
             amount: tx.amount,
             currency: tx.currency,
-          },
+            ...(request.device ? { device: request.device } : {}),
+          } satisfies PaymentCompletedPayload,
+          traceContext: injectContext(span),
         });
       } catch (error) {
         const reason = error instanceof PaymentDeclined ? error.reason : failureReasonOf(error);

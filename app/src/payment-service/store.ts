@@ -184,6 +184,8 @@ export async function recordDecline(
 export interface PaymentEvent {
   readonly type: string;
   readonly payload: object;
+  /** The payment's trace context (propagation.ts), stored with the event for the relay and the consumers. */
+  readonly traceContext?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -191,7 +193,7 @@ export interface PaymentEvent {
  * (migrations/005_transfer_funds.sql), one round trip and one transaction. It claims the
  * idempotency key, locks both wallets in user_id order, checks the balance under the lock,
  * debits, credits, writes the two ledger entries, marks the transaction completed with the
- * answer a retry will get and writes `event` to the outbox. Any failure rolls all of it back.
+ * answer a retry will get and writes `event` to the outbox, with its trace context. Any failure rolls all of it back.
  *
  * Resolves "conflict", having changed nothing, when a concurrent request with the same key
  * committed first. Throws PaymentDeclined(insufficient_funds) when the balance dropped since
@@ -208,13 +210,14 @@ export async function transferFunds(
     ({ rows } = await dbQuery<{ result: string }>(
       pool,
       "transfer_funds",
-      `SELECT transfer_funds($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS result`,
+      `SELECT transfer_funds($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS result`,
       [
         ...transactionColumns(tx),
         outcome.status,
         JSON.stringify(outcome.body),
         event.type,
         JSON.stringify(event.payload),
+        event.traceContext ? JSON.stringify(event.traceContext) : null,
       ],
     ));
   } catch (error) {

@@ -4,9 +4,10 @@ import { flushTracer } from "../tracing/tracer";
 import type { InFlightHandlers } from "./in-flight";
 
 export interface ShutdownOptions {
-  readonly app: FastifyInstance;
+  /** The HTTP server, closed first. A worker without one (the relay, the consumers) omits it. */
+  readonly app?: FastifyInstance;
   /** The app's route handlers: waited for after the server closed, before the closers run. */
-  readonly inFlight: InFlightHandlers;
+  readonly inFlight?: InFlightHandlers;
   readonly logger: Logger;
   /** Closed in order once the server and the handlers have drained (connection pools, clients). */
   readonly closers: ReadonlyArray<() => Promise<unknown>>;
@@ -15,7 +16,8 @@ export interface ShutdownOptions {
 
 /**
  * SIGTERM / SIGINT: stop accepting, let in-flight requests and handlers finish, close the
- * pools, send the buffered spans, exit 0. Past `timeoutMs` the process exits 1 whatever is
+ * pools, send the buffered spans, exit 0. A worker stops taking work in its first closer
+ * (which resolves once the work in flight is done). Past `timeoutMs` the process exits 1 whatever is
  * pending.
  */
 export function shutdownOnSignals({ app, inFlight, logger, closers, timeoutMs }: ShutdownOptions): void {
@@ -42,9 +44,9 @@ export function shutdownOnSignals({ app, inFlight, logger, closers, timeoutMs }:
         logger.error({ err: error }, "shutdown step failed");
       }
     };
-    await step(() => app.close());
+    if (app) await step(() => app.close());
     // close() only waited for connections: a handler whose client hung up is still running.
-    if (inFlight.count > 0) {
+    if (inFlight && inFlight.count > 0) {
       logger.info({ handlers: inFlight.count }, "waiting for in-flight handlers");
       await inFlight.drained();
     }

@@ -6,6 +6,10 @@
 export const SERVICES = {
   payment: "payment-service",
   fraud: "fraud-service",
+  /** Publishes the outbox to RabbitMQ (src/post-processing/relay-main.ts). */
+  relay: "outbox-relay",
+  /** The outbox events' consumers: receipts and fraud history (src/post-processing/consumers-main.ts). */
+  postProcessing: "post-processing",
 } as const;
 export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
 
@@ -23,6 +27,14 @@ export const SPANS = {
   databaseQuery: "database.query",
   /** One per bearer token verified by payment-service (the caller's access token). */
   userAuthentication: "user.authentication",
+  /**
+   * The payment's work after its commit: the relay's publish of its event (resource
+   * `publish <event type>`) and each consumer's handling (resource = the consumer), in the
+   * payment's own trace.
+   */
+  postProcessing: "payment.post_processing",
+  /** From the event's commit to its consumption: starts at the commit, ends when a consumer takes it. */
+  postProcessingLag: "payment.post_processing.lag",
   /** One per service token verified by fraud-service (payment-service's ServiceAccount token). */
   serviceAuthentication: "service.authentication",
   /** One run of the migrate entry (root span of the migration Job). */
@@ -43,6 +55,8 @@ export const MEASURED_SPANS = [
   SPANS.fraudDetection,
   SPANS.riskScoring,
   SPANS.databaseQuery,
+  SPANS.postProcessing,
+  SPANS.postProcessingLag,
   SPANS.userAuthentication,
   SPANS.serviceAuthentication,
 ] as const;
@@ -182,10 +196,29 @@ export const DETAIL_TAGS = {
   overallScore: "risk_scoring.overall_score",
   dbOperation: "db.operation",
   dbRowCount: "db.row_count",
+  eventId: "post_processing.event_id",
+  eventType: "post_processing.event_type",
+  /** relay | consumer */
+  postProcessingStage: "post_processing.stage",
+  consumer: "post_processing.consumer",
+  /** Milliseconds from the event's commit to its consumption. */
+  postProcessingLagMs: "post_processing.lag_ms",
+  /** The event had been handled before (a redelivery or a republish): nothing changed. */
+  duplicateEvent: "post_processing.duplicate",
+  deliveryAttempt: "post_processing.attempt",
   migrationFile: "ledger.migration.file",
   migrationsApplied: "ledger.migrations.applied",
   migrationsSkipped: "ledger.migrations.skipped",
 } as const;
+
+/** Events the payment flow writes to the outbox, by name (also their routing key). */
+export const EVENT_TYPES = {
+  paymentCompleted: "payment.completed",
+} as const;
+
+/** The consumers of the outbox events; each has its own queue. */
+export const CONSUMERS = ["receipts", "fraud-history"] as const;
+export type ConsumerName = (typeof CONSUMERS)[number];
 
 /** Values of `payment.failure_reason`; also the `error` code of the matching HTTP answer. */
 export const FAILURE_REASONS = {

@@ -1,4 +1,4 @@
-import { tracer, type Span } from "./tracer";
+import { tracer, type Span, type SpanContext } from "./tracer";
 import { redactTag, type TagValue } from "./redaction";
 
 export type Tags = Readonly<Record<string, TagValue>>;
@@ -23,6 +23,11 @@ export function errorTags(error: unknown): Tags {
 export interface TracedOptions {
   /** Span resource; defaults to the span name. */
   readonly resource?: string;
+  /**
+   * The parent, when it is not the active span: the context of a payment carried across
+   * the broker (see propagation.ts). Null or undefined: the active span, as usual.
+   */
+  readonly childOf?: SpanContext | null;
 }
 
 /**
@@ -33,7 +38,8 @@ export interface TracedOptions {
 export function traced<T>(name: string, fn: (span: Span) => T, tags?: Tags, options: TracedOptions = {}): T {
   // The `done` form lets this module record errors itself: dd-trace's own error path
   // would write the raw error message, bypassing redaction.
-  return tracer.trace(name, { measured: true, resource: options.resource }, (span, done) => {
+  const spanOptions = { measured: true, resource: options.resource, ...(options.childOf ? { childOf: options.childOf } : {}) };
+  return tracer.trace(name, spanOptions, (span, done) => {
     const active = span as Span;
     const finish = done as () => void;
     const fail = (error: unknown): never => {

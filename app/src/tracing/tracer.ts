@@ -14,6 +14,7 @@ tracer.init();
 
 export { tracer };
 export type Span = tracer.Span;
+export type SpanContext = tracer.SpanContext;
 
 interface FlushableExporter {
   flush(done: () => void): void;

@@ -14,6 +14,8 @@ const REPO_DIR = path.resolve(APP_DIR, "..");
 const ENTRY_POINTS: Record<ServiceName, string> = {
   [SERVICES.payment]: "dist/src/payment-service/main.js",
   [SERVICES.fraud]: "dist/src/fraud-service/main.js",
+  [SERVICES.relay]: "dist/src/post-processing/relay-main.js",
+  [SERVICES.postProcessing]: "dist/src/post-processing/consumers-main.js",
 };
 
 /**
@@ -210,7 +212,8 @@ function assertNoTracerInTestProcess(): void {
 }
 
 /**
- * Spawns the service and resolves once it logged the port it listens on. `appDir` and
+ * Spawns the service and resolves once it logged the port it listens on (a worker without
+ * a port, the relay or the consumers: once it logged that it is ready). `appDir` and
  * `node`: another compiled copy of app/ and the Node binary to run it on (the benchmark
  * runs the previous runtime side by side), built by the caller; by default this one,
  * built here, on the image's Node.
@@ -228,8 +231,8 @@ export async function startService(
   const instance = new RunningService(service, child);
   running.add(instance);
   instance.exited.then(() => running.delete(instance));
-  const listening = await instance.waitForLog((l) => l.msg === "listening", START_TIMEOUT_MS);
-  instance.port = Number(listening.port);
+  const started = await instance.waitForLog((l) => l.msg === "listening" || l.msg === "ready", START_TIMEOUT_MS);
+  if (started.msg === "listening") instance.port = Number(started.port);
   return instance;
 }
 
