@@ -55,7 +55,7 @@ describe("datadog.deployAgent", () => {
       for (const type of AGENT_TYPES) assert.deepEqual(agentResources(run, type).map((r) => r.name), [], type);
       assert.deepEqual(
         run.resources.filter((r) => r.type === "kubernetes:core/v1:ServiceAccount").map((r) => r.name).sort(),
-        ["fraud-service-service-account", "payment-service-service-account"],
+        ["fraud-service-service-account", "outbox-relay-service-account", "payment-service-service-account", "post-processing-service-account"],
       );
       assert.deepEqual(objects(run).filter((o) => o.kind === "Namespace").map((o) => o.metadata.name), ["payments"]);
       assert.deepEqual(objects(run).filter((o) => o.metadata.namespace === "datadog"), []);
