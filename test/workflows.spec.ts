@@ -148,6 +148,9 @@ describe("GitHub workflows (.github/workflows)", () => {
       assert.match(runs(test), /for stack_file in Pulumi\.\*\.yaml[\s\S]*npm run --silent render -- --stack "\$stack"/);
       const upload = stepUsing(test, "actions/upload-artifact")!;
       assert.equal(upload.with?.path, "out/");
+      // The HTML report's test drives a headless Chromium; the runner's image has Chrome.
+      const testStep = test.steps.find((s) => /npm test/.test(s.run ?? ""))!;
+      assert.equal(testStep.env?.CHROMIUM_PATH, "/usr/bin/google-chrome");
     });
 
     it("previews each stack with the policy pack and a PR comment that always keeps the summary", () => {

@@ -2,6 +2,7 @@
 import type Redis from "ioredis";
 import { DETAIL_TAGS, SPANS, TAGS } from "../tracing/conventions";
 import type { Logger } from "../tracing/logger";
+import { annotateCacheTime, elapsedMs, startTimer } from "../tracing/performance";
 import { setTags, traced } from "../tracing/spans";
 import type { ScoreRequest, ScoreResponse } from "./api";
 import { readHistory, type HistorySettings, type SenderHistory } from "./history";
@@ -26,6 +27,8 @@ interface RiskAssessment {
   readonly score: number;
   readonly factors: string[];
   readonly degraded: boolean;
+  /** Wall time of the Redis round trip for the sender's history, answered or not. */
+  readonly cacheMs: number;
 }
 
 export function detectFraud(deps: DetectionDeps, request: ScoreRequest): Promise<ScoreResponse> {
@@ -41,6 +44,7 @@ export function detectFraud(deps: DetectionDeps, request: ScoreRequest): Promise
         [DETAIL_TAGS.fraudConfidence]: confidence,
         [TAGS.fraudDegraded]: risk.degraded,
       });
+      annotateCacheTime(span, risk.cacheMs);
       return {
         decision,
         risk_score: risk.score,
@@ -67,9 +71,13 @@ function scoreRisk(deps: DetectionDeps, request: ScoreRequest): Promise<RiskAsse
     async (span) => {
       let history: SenderHistory;
       let degraded = false;
+      const started = startTimer();
+      let cacheMs: number;
       try {
         history = await readHistory(deps.redis, deps.history, request.sender_id, request.device);
+        cacheMs = elapsedMs(started);
       } catch (error) {
+        cacheMs = elapsedMs(started);
         // No velocity data: score what is known and let `decide` hold the payment for review.
         deps.logger.warn({ err: error }, "sender history unavailable, scoring degraded");
         degraded = true;
@@ -91,7 +99,7 @@ function scoreRisk(deps: DetectionDeps, request: ScoreRequest): Promise<RiskAsse
         "risk_scoring.risk_factors": factors,
         [TAGS.fraudDegraded]: degraded,
       });
-      return { score, factors, degraded };
+      return { score, factors, degraded, cacheMs };
     },
     { [DETAIL_TAGS.modelVersion]: MODEL_VERSION },
   );

@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from "pg";
 import { DETAIL_TAGS, SPANS } from "../tracing/conventions";
+import { elapsedMs, recordDbQuery, startTimer } from "../tracing/performance";
 import { setTags, traced } from "../tracing/spans";
 
 export interface PoolSettings {
@@ -66,9 +67,14 @@ export function dbQuery<R extends QueryResultRow>(
   return traced(
     SPANS.databaseQuery,
     async (span) => {
-      const result = await pool.query<R>(text, values as unknown[]);
-      setTags(span, { [DETAIL_TAGS.dbRowCount]: result.rowCount ?? 0 });
-      return result;
+      const started = startTimer();
+      try {
+        const result = await pool.query<R>(text, values as unknown[]);
+        setTags(span, { [DETAIL_TAGS.dbRowCount]: result.rowCount ?? 0 });
+        return result;
+      } finally {
+        recordDbQuery(elapsedMs(started));
+      }
     },
     { [DETAIL_TAGS.dbOperation]: operation },
     { resource: operation },

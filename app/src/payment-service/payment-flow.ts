@@ -19,6 +19,7 @@ import {
   type FailureReason,
 } from "../tracing/conventions";
 import type { Logger } from "../tracing/logger";
+import { annotatePerformance, elapsedMs, measuringPayment, recordFraudCall, startTimer } from "../tracing/performance";
 import { injectContext } from "../tracing/propagation";
 import { setTags, traced } from "../tracing/spans";
 import type { PaymentCompletedPayload } from "../post-processing/events";
@@ -75,37 +76,54 @@ export function processPayment(
     paymentMethodType: request.payment_method_type,
   };
 
-  return traced(SPANS.processPayment, async (span) => {
-    annotatePayment(span, { ...tx, transactionId: tx.id });
-    // The client's tier is a hint for sampling until the wallet says otherwise.
-    if (request.customer_tier) annotateRootTier(root, request.customer_tier);
+  return traced(SPANS.processPayment, (span) =>
+    measuringPayment(async (performance) => {
+      try {
+        return await paymentSteps(deps, request, tx, idempotencyKey, root, span);
+      } finally {
+        annotatePerformance(span, performance);
+      }
+    }),
+  );
+}
 
-    try {
-      const previous = await findTransaction(deps.pool, tx.senderId, idempotencyKey, deps.idempotencyWindowSeconds);
-      if (previous && !previous.expired) return replay(span, previous, tx.requestHash);
-      // Past its window the key is free again: release it from the old transaction (kept).
-      if (previous) await releaseExpiredKey(deps.pool, previous.id, deps.idempotencyWindowSeconds);
+async function paymentSteps(
+  deps: PaymentDeps,
+  request: PaymentRequest,
+  tx: TransactionRecord,
+  idempotencyKey: string,
+  root: Span | null,
+  span: Span,
+): Promise<PaymentOutcome> {
+  annotatePayment(span, { ...tx, transactionId: tx.id });
+  // The client's tier is a hint for sampling until the wallet says otherwise.
+  if (request.customer_tier) annotateRootTier(root, request.customer_tier);
 
-      const customer = await validate(deps, request, tx, (known) => {
-        // Known before the fraud call, where head-based sampling decides.
-        annotateCustomer(span, known);
-        if (known.profile) annotateUser(span, known.profile);
-        annotateRootTier(root, known.customerTier);
-      });
-      setTags(span, { [DETAIL_TAGS.validationResult]: true });
+  try {
+    const previous = await findTransaction(deps.pool, tx.senderId, idempotencyKey, deps.idempotencyWindowSeconds);
+    if (previous && !previous.expired) return replay(span, previous, tx.requestHash);
+    // Past its window the key is free again: release it from the old transaction (kept).
+    if (previous) await releaseExpiredKey(deps.pool, previous.id, deps.idempotencyWindowSeconds);
 
-      await scoreFraud(deps, request, tx, customer, span);
-      const outcome = await transfer(deps, tx, request);
-      // A concurrent request with the same key moved the money: answer what it answered.
-      if (!outcome) return replayWinner(deps, span, tx);
-      setTags(span, { [TAGS.finalStatus]: "completed" });
-      return outcome;
-    } catch (error) {
-      if (error instanceof PaymentDeclined) return decline(deps, span, tx, error);
-      setTags(span, { [TAGS.failureReason]: failureReasonOf(error), [TAGS.finalStatus]: "failed" });
-      throw error;
-    }
-  });
+    const customer = await validate(deps, request, tx, (known) => {
+      // Known before the fraud call, where head-based sampling decides.
+      annotateCustomer(span, known);
+      if (known.profile) annotateUser(span, known.profile);
+      annotateRootTier(root, known.customerTier);
+    });
+    setTags(span, { [DETAIL_TAGS.validationResult]: true });
+
+    await scoreFraud(deps, request, tx, customer, span);
+    const outcome = await transfer(deps, tx, request);
+    // A concurrent request with the same key moved the money: answer what it answered.
+    if (!outcome) return replayWinner(deps, span, tx);
+    setTags(span, { [TAGS.finalStatus]: "completed" });
+    return outcome;
+  } catch (error) {
+    if (error instanceof PaymentDeclined) return decline(deps, span, tx, error);
+    setTags(span, { [TAGS.failureReason]: failureReasonOf(error), [TAGS.finalStatus]: "failed" });
+    throw error;
+  }
 }
 
 export function failureReasonOf(error: unknown): FailureReason {
@@ -189,7 +207,8 @@ function scoreFraud(
   return traced(
     SPANS.fraudDetection,
     async (span) => {
-      const score = await deps.fraud.score({
+      const started = startTimer();
+      const score = await measured(started, deps.fraud.score({
         transaction_id: tx.id,
         sender_id: tx.senderId,
         receiver_id: tx.receiverId,
@@ -200,7 +219,7 @@ function scoreFraud(
         sender_country: customer.senderCountry,
         receiver_country: customer.receiverCountry,
         device: request.device,
-      });
+      }));
       setTags(span, {
         [DETAIL_TAGS.fraudRiskScore]: score.risk_score,
         [TAGS.fraudRiskFactors]: score.risk_factors,
@@ -222,6 +241,15 @@ function scoreFraud(
     },
     { "fraud.transaction_id": tx.id, "fraud.amount": tx.amount, "fraud.payment_method": tx.paymentMethodType },
   );
+}
+
+/** Awaits the fraud call and adds its wall time (answered or not) to the payment's counters. */
+async function measured<T>(started: bigint, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } finally {
+    recordFraudCall(elapsedMs(started));
+  }
 }
 
 /**

@@ -115,6 +115,17 @@ export const TAGS = {
   rootRateLimited: "payments.rate_limited",
 } as const;
 
+/**
+ * Measured per request (app/src/tracing/performance.ts), numeric: the first three on
+ * payment.process_payment, the cache time on fraud-service's fraud.detection.
+ */
+export const PERFORMANCE_TAGS = {
+  dbQueryCount: "performance.db_query_count",
+  dbTotalTimeMs: "performance.db_total_time_ms",
+  fraudCallMs: "performance.fraud_call_ms",
+  cacheTimeMs: "performance.cache_time_ms",
+} as const;
+
 /** Values of `payments.auth` on the root span. */
 export const ROOT_AUTH = { ok: "ok", failed: "failed" } as const;
 

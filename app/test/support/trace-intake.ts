@@ -7,10 +7,14 @@
  * `/profiling/…`, `/evp_proxy/…`, `/v0.6/stats`). Point a tracer at it with
  * `DD_TRACE_AGENT_URL=<intake.url>` and assert on the spans it really sent.
  *
+ * `captureFile` also appends every captured span to a file, one JSON object per line
+ * (the format `npm run traces:analyze -- --spans FILE` reads; see `captureLine`).
+ *
  * `mode` simulates a broken agent: `"refuse"` answers 503 to everything, `"blackhole"`
  * accepts connections and reads requests but never answers. `close()` destroys every
  * socket, held ones included.
  */
+import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { decode } from "@msgpack/msgpack";
@@ -80,6 +84,11 @@ export interface TraceIntakeOptions {
    * any request body), for load runs where the spans do not matter. Default `true`.
    */
   capture?: boolean;
+  /**
+   * Appends each captured span to this file as one JSON line (`captureLine`), as soon as
+   * its payload is decoded; the file is created (or truncated) at start. Default: none.
+   */
+  captureFile?: string;
 }
 
 const TRACE_PATHS: Record<string, CapturedPayload["version"]> = {
@@ -113,6 +122,7 @@ export class TraceIntake {
   private readonly rateByService: Record<string, number>;
   private readonly defaultTimeoutMs: number;
   private readonly capture: boolean;
+  private readonly captureFd: number | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly waiters = new Set<Waiter>();
   private capturedPayloads: CapturedPayload[] = [];
@@ -130,6 +140,7 @@ export class TraceIntake {
     this.rateByService = opts.rateByService ?? {};
     this.defaultTimeoutMs = opts.defaultTimeoutMs ?? 5000;
     this.capture = opts.capture ?? true;
+    this.captureFd = opts.captureFile === undefined ? undefined : fs.openSync(opts.captureFile, "w");
     server.on("connection", (socket) => {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
@@ -230,6 +241,7 @@ export class TraceIntake {
     this.server.closeAllConnections();
     for (const socket of this.sockets) socket.destroy();
     await done;
+    if (this.captureFd !== undefined) fs.closeSync(this.captureFd);
   }
 
   /** A readable summary of what was captured, for failure messages. */
@@ -341,6 +353,10 @@ export class TraceIntake {
         this.decodeErrors.push(message);
         return text(400, message);
       }
+      if (this.captureFd !== undefined) {
+        const lines = traces.flat().map((span) => `${captureLine(span)}\n`).join("");
+        fs.writeSync(this.captureFd, lines);
+      }
       this.capturedPayloads.push({
         version,
         method: req.method,
@@ -361,6 +377,28 @@ export class TraceIntake {
     if (pathname.startsWith("/evp_proxy/")) return json(200, {});
     return text(404, "404 page not found");
   }
+}
+
+/**
+ * One span of the capture file: the v0.4 protocol's field names, ids and `start`
+ * (nanoseconds since the epoch) as unsigned decimal strings, `duration` in nanoseconds,
+ * `error` 0 or 1, `type` only when the tracer sent one. Read by analytics/spans-file.ts.
+ */
+export function captureLine(span: CapturedSpan): string {
+  return JSON.stringify({
+    trace_id: span.traceId,
+    span_id: span.spanId,
+    parent_id: span.parentId,
+    service: span.service,
+    name: span.name,
+    resource: span.resource,
+    ...(span.type === undefined ? {} : { type: span.type }),
+    start: span.start.toString(),
+    duration: span.duration,
+    error: span.error,
+    meta: span.meta,
+    metrics: span.metrics,
+  });
 }
 
 function text(status: number, payload: string) {
