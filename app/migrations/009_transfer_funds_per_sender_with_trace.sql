@@ -1,10 +1,7 @@
--- 006_post_processing.sql and 007_idempotency_per_user.sql each changed transfer_funds from
--- 005: the first added the event's trace context (a 13th argument, a new signature), the
--- second claimed the key per sender (CREATE OR REPLACE on the 12-argument signature, which
--- after 006 made a second overload instead of replacing the one the service calls). One
--- function with both changes: the key claimed per sender, the trace context stored.
+-- transfer_funds as the service calls it now: as in 005_transfer_funds.sql, with the key
+-- claimed per sender (007_idempotency_per_user.sql) and the payment's trace context stored
+-- on its event (006_post_processing.sql).
 DROP FUNCTION transfer_funds(UUID, TEXT, TEXT, TEXT, TEXT, BIGINT, CHAR(3), TEXT, INTEGER, JSONB, TEXT, JSONB);
-DROP FUNCTION transfer_funds(UUID, TEXT, TEXT, TEXT, TEXT, BIGINT, CHAR(3), TEXT, INTEGER, JSONB, TEXT, JSONB, JSONB);
 
 CREATE FUNCTION transfer_funds(
   p_id                  UUID,
