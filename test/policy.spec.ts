@@ -12,9 +12,15 @@ import {
   datadogKeysNotInStackOutputs,
   deploymentTraceAgentAddress,
   deploymentUnifiedServiceTagging,
+  imagePinProblem,
+  datadogKeyIn,
+  keyShapedOutputs,
+  looksLikeDatadogKey,
   monitorHasEnvAndServiceTags,
   monitorHasNotificationHandle,
   policies,
+  tolerates,
+  type NodeTaint,
 } from "../policy/policies";
 import { REPO_ROOT, runStack, type ProgramRun } from "../scripts/mock-engine";
 import { checkResource, checkStack, type ResourceUnderTest } from "./support/policy-harness";
@@ -360,6 +366,282 @@ describe("policy pack (policy/policies.ts)", () => {
       await assertNoViolation(datadogAgentToleratesNodeTaints, ds);
       for (const c of [...podSpec(ds).containers, ...podSpec(ds).initContainers]) c.image = "public.ecr.aws/eks/aws-node:v1.20.0";
       await assertNoViolation(datadogAgentToleratesNodeTaints, ds, prodConfig());
+    });
+  });
+});
+
+/** A workload of `kind` with one container, as the engine would send it (no program run needed). */
+function workloadOf(kind: string, container: Record<string, unknown>, extra: { namespace?: string; podSecurityContext?: Record<string, unknown> } = {}): ResourceUnderTest {
+  const types: Record<string, string> = {
+    Deployment: "kubernetes:apps/v1:Deployment",
+    StatefulSet: "kubernetes:apps/v1:StatefulSet",
+    DaemonSet: "kubernetes:apps/v1:DaemonSet",
+    ReplicaSet: "kubernetes:apps/v1:ReplicaSet",
+    Job: "kubernetes:batch/v1:Job",
+    CronJob: "kubernetes:batch/v1:CronJob",
+    Pod: "kubernetes:core/v1:Pod",
+  };
+  const metadata = { name: "w", ...(extra.namespace === undefined ? {} : { namespace: extra.namespace }) };
+  const pod = { containers: [{ name: "c", ...container }], ...(extra.podSecurityContext ? { securityContext: extra.podSecurityContext } : {}) };
+  const template = { metadata: { labels: { app: "w" } }, spec: pod };
+  const spec =
+    kind === "Pod" ? pod : kind === "CronJob" ? { schedule: "* * * * *", jobTemplate: { spec: { template } } } : { selector: { matchLabels: { app: "w" } }, template };
+  return { type: types[kind], name: `w-${kind.toLowerCase()}`, inputs: { metadata, spec } };
+}
+
+describe("policy pack details (policy/policies.ts, no program run)", () => {
+  const KEY32 = "0123456789abcdef0123456789abcdef";
+  const KEY40 = "0123456789abcdef0123456789abcdef01234567";
+  const SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+  describe("what counts as a Datadog key", () => {
+    it("takes exactly 32 or 40 hex characters, any case, around spaces, and nothing longer or shorter", () => {
+      for (const v of [KEY32, KEY40, KEY32.toUpperCase(), ` ${KEY40}\n`]) assert.equal(looksLikeDatadogKey(v), true, v);
+      for (const v of [KEY32.slice(1), `${KEY32}0`, KEY40.slice(1), `${KEY40}0`, SHA256, `x${KEY32}`, `${KEY32}x`, "g".repeat(32), ""]) {
+        assert.equal(looksLikeDatadogKey(v), false, v);
+      }
+    });
+
+    it("flags ConfigMap entries named like keys (with or without a separator), unless blank", () => {
+      for (const name of ["DD_API_KEY", "DATADOG_APP_KEY", "api-key", "apiKey", "appkey", "DD_APPLICATION_KEY"]) {
+        assert.equal(datadogKeyIn(name, "x"), `its name "${name}" is a Datadog key name`, name);
+      }
+      assert.equal(datadogKeyIn("DD_API_KEY", "  "), undefined);
+      assert.equal(datadogKeyIn("DD_SITE", "datadoghq.com"), undefined);
+      assert.equal(datadogKeyIn("DD_API_URL", "https://api.datadoghq.com"), undefined);
+    });
+
+    it("flags a key-shaped hex run inside text, but not a longer hex run such as a sha256 digest", () => {
+      const embedded = "it contains a 32- or 40-character hex string (the shape of a Datadog API or application key)";
+      assert.equal(datadogKeyIn("notes", `token=${KEY32};`), embedded);
+      assert.equal(datadogKeyIn("notes", `${KEY40} is the one`), embedded);
+      assert.equal(datadogKeyIn("notes", `image: repo/agent@sha256:${SHA256}`), undefined);
+      assert.equal(datadogKeyIn("notes", `id ${KEY32}0`), undefined);
+      assert.equal(datadogKeyIn("notes", `id 0${KEY32}`), undefined);
+    });
+
+    it("flags an api_key/app_key assigned a literal, not one assigned a reference or nothing", () => {
+      const assigns = "it assigns an api_key/app_key";
+      for (const text of ["api_key: abc", "app_key=abc", '"application_key": "abc"', "API-KEY:\t'abc'", "apikey = abc"]) assert.equal(datadogKeyIn("datadog.yaml", text), assigns, text);
+      for (const text of ["api_key: ${DD_API_KEY}", "api_key: $DD_API_KEY", "app_key: ENC[vault:datadog]", "api_key:", "api_key: # set from the Secret", "site: datadoghq.com"]) {
+        assert.equal(datadogKeyIn("datadog.yaml", text), undefined, text);
+      }
+    });
+
+    it("names a ConfigMap without a namespace, or by its resource name while its metadata is unknown", async () => {
+      const cm = (metadata: unknown): ResourceUnderTest => ({ type: "kubernetes:core/v1:ConfigMap", name: "cm-resource", inputs: { metadata, data: { DD_API_KEY: "x" } } });
+      await assertOneViolation(datadogKeysNotInConfigMaps, cm({ name: "agent-config" }), /^ConfigMap agent-config: data\["DD_API_KEY"\]/);
+      await assertOneViolation(datadogKeysNotInConfigMaps, cm(undefined), /^ConfigMap cm-resource: data\["DD_API_KEY"\]/);
+      const unknown = {
+        get name(): string {
+          throw new Error("unknown during preview");
+        },
+      };
+      await assertOneViolation(datadogKeysNotInConfigMaps, cm(unknown), /^ConfigMap cm-resource: data\["DD_API_KEY"\]/);
+    });
+  });
+
+  describe("stack outputs", () => {
+    it("names the path of every key-shaped output, through objects and arrays, skipping ids", () => {
+      assert.deepEqual(keyShapedOutputs({ token: KEY32, agent: { keys: ["x", KEY40], port: 8126, on: true }, sloIds: { a: KEY32 }, monitorId: KEY32, name: "payments" }), [
+        "token",
+        "agent.keys[1]",
+      ]);
+      assert.deepEqual(keyShapedOutputs([KEY32]), ["[0]"]);
+      assert.deepEqual(keyShapedOutputs(KEY32), [""]);
+      assert.deepEqual(keyShapedOutputs(null), []);
+    });
+
+    it("looks only at the stack resource's outputs", async () => {
+      const other: ResourceUnderTest = { type: "kubernetes:core/v1:Secret", name: "s", inputs: { data: { key: KEY32 } } };
+      assert.deepEqual(await checkStack(datadogKeysNotInStackOutputs, [other]), []);
+    });
+  });
+
+  describe("every workload kind", () => {
+    for (const [kind, id] of [
+      ["StatefulSet", "StatefulSet ns/w"],
+      ["DaemonSet", "DaemonSet ns/w"],
+      ["ReplicaSet", "ReplicaSet ns/w"],
+      ["Job", "Job ns/w"],
+      ["CronJob", "CronJob ns/w"],
+      ["Pod", "Pod ns/w"],
+    ] as const) {
+      it(`checks a ${kind}'s containers for literal keys and unpinned images`, async () => {
+        const w = workloadOf(kind, { image: "repo/app:1.0.0", env: [{ name: "DD_API_KEY", value: "literal" }] }, { namespace: "ns" });
+        await assertOneViolation(datadogKeysNotInEnvLiterals, w, new RegExp(`^${id}: containers "c" env DD_API_KEY is a literal value`));
+        await assertOneViolation(containerImagesPinned, workloadOf(kind, { image: "repo/app" }, { namespace: "ns" }), new RegExp(`^${id}: containers "c" uses "repo/app" without a tag`));
+      });
+    }
+
+    it("ignores an env literal that is empty and a key taken from a Secret", async () => {
+      const w = workloadOf("Deployment", { image: "repo/app:1.0.0", env: [{ name: "DD_API_KEY", value: "" }, { name: "DD_APP_KEY", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] });
+      await assertNoViolation(datadogKeysNotInEnvLiterals, w);
+    });
+
+    it("skips a workload whose pod template is not known yet", async () => {
+      const w = workloadOf("Deployment", { image: "repo/app" });
+      delete w.inputs.spec.template.spec;
+      assert.deepEqual(await checkResource(containerImagesPinned, w), { violations: [], applicable: true });
+    });
+
+    it("requires non-root and read-only only of Deployments and StatefulSets", async () => {
+      const root = { image: "repo/app:1.0.0" };
+      await assertOneViolation(appContainersNonRootReadOnly, workloadOf("StatefulSet", { ...root, securityContext: { readOnlyRootFilesystem: true } }), /^StatefulSet w: containers "c" may run as root/);
+      for (const kind of ["Job", "CronJob", "Pod", "ReplicaSet", "DaemonSet"]) {
+        assert.deepEqual(await checkResource(appContainersNonRootReadOnly, workloadOf(kind, root)), { violations: [], applicable: false }, kind);
+      }
+      for (const policy of [deploymentUnifiedServiceTagging, deploymentTraceAgentAddress]) {
+        assert.deepEqual(await checkResource(policy, workloadOf("StatefulSet", root)), { violations: [], applicable: false }, policy.name);
+      }
+    });
+  });
+
+  describe("image pins", () => {
+    it("accepts a version tag, a digest, or both; refuses no image, no tag, latest and malformed digests", () => {
+      for (const image of ["repo/app:1.2.3", `repo/app@sha256:${SHA256}`, `repo/app:1.2.3@sha256:${SHA256}`, "registry:5000/repo/app:1.2.3"]) assert.equal(imagePinProblem(image), undefined, image);
+      assert.equal(imagePinProblem(undefined), "has no image");
+      assert.equal(imagePinProblem(""), "has no image");
+      assert.equal(imagePinProblem("registry:5000/repo/app"), 'uses "registry:5000/repo/app" without a tag (Kubernetes pulls :latest)');
+      assert.equal(imagePinProblem("repo/app:latest"), 'uses the mutable tag latest ("repo/app:latest")');
+      for (const image of ["repo/app@sha256:abc", `repo/app@sha256:${SHA256.toUpperCase()}`, `repo/app@sha512:${SHA256}`, `repo/app@sha256:${SHA256}0`, `repo/app@x-sha256:${SHA256}`]) {
+        assert.equal(imagePinProblem(image), `has a malformed digest in "${image}"`, image);
+      }
+    });
+  });
+
+  describe("non-root, read-only containers", () => {
+    const hardened = { runAsNonRoot: true, runAsUser: 1000, readOnlyRootFilesystem: true };
+    it("takes runAsNonRoot and runAsUser from the pod when the container does not set them, the container's first", async () => {
+      await assertNoViolation(appContainersNonRootReadOnly, workloadOf("Deployment", { image: "a:1", securityContext: { readOnlyRootFilesystem: true } }, { podSecurityContext: { runAsNonRoot: true, runAsUser: 1000 } }));
+      await assertOneViolation(
+        appContainersNonRootReadOnly,
+        workloadOf("Deployment", { image: "a:1", securityContext: { readOnlyRootFilesystem: true } }, { podSecurityContext: { runAsNonRoot: true, runAsUser: 0 } }),
+        /^Deployment w: containers "c" sets runAsUser: 0 \(root\)/,
+      );
+      await assertNoViolation(appContainersNonRootReadOnly, workloadOf("Deployment", { image: "a:1", securityContext: hardened }, { podSecurityContext: { runAsNonRoot: false, runAsUser: 0 } }));
+      await assertOneViolation(
+        appContainersNonRootReadOnly,
+        workloadOf("Deployment", { image: "a:1", securityContext: { ...hardened, runAsNonRoot: false } }, { podSecurityContext: { runAsNonRoot: true } }),
+        /may run as root/,
+      );
+    });
+
+    it("reports root and a writable filesystem together, for init containers too", async () => {
+      const w = workloadOf("Deployment", { image: "a:1", securityContext: hardened });
+      w.inputs.spec.template.spec.initContainers = [{ name: "init", image: "a:1" }];
+      const { violations } = await checkResource(appContainersNonRootReadOnly, w);
+      assert.deepEqual(violations.map((v) => v.slice(0, v.indexOf(".") + 1)), ['Deployment w: initContainers "init" may run as root.', 'Deployment w: initContainers "init" has a writable root filesystem.']);
+    });
+  });
+
+  describe("unified service tagging and the agent address", () => {
+    const ust = (env: Record<string, unknown>[], labels: Record<string, string> = { "tags.datadoghq.com/env": "prod", "tags.datadoghq.com/service": "svc", "tags.datadoghq.com/version": "1.0.0" }) => {
+      const w = workloadOf("Deployment", { image: "a:1", env: [{ name: "DD_AGENT_HOST", value: "10.0.0.1" }, ...env] });
+      w.inputs.metadata.labels = { ...labels };
+      w.inputs.spec.template.metadata.labels = { ...labels };
+      return w;
+    };
+    const fromLabel = (name: string, key: string) => ({ name, valueFrom: { fieldRef: { fieldPath: `metadata.labels['tags.datadoghq.com/${key}']` } } });
+
+    it("accepts env from the labels, or literals equal to them", async () => {
+      await assertNoViolation(deploymentUnifiedServiceTagging, ust([fromLabel("DD_ENV", "env"), fromLabel("DD_SERVICE", "service"), fromLabel("DD_VERSION", "version")]));
+      await assertNoViolation(deploymentUnifiedServiceTagging, ust([{ name: "DD_ENV", value: "prod" }, { name: "DD_SERVICE", value: "svc" }, { name: "DD_VERSION", value: "1.0.0" }]));
+    });
+
+    it("rejects an env read from another field, and an empty literal", async () => {
+      await assertOneViolation(
+        deploymentUnifiedServiceTagging,
+        ust([fromLabel("DD_ENV", "env"), { name: "DD_SERVICE", valueFrom: { fieldRef: { fieldPath: "metadata.labels['app']" } } }, fromLabel("DD_VERSION", "version")]),
+        /^Deployment w: container "c" reads DD_SERVICE from metadata\.labels\['app'\]\. Read it from metadata\.labels\['tags\.datadoghq\.com\/service'\]\.$/,
+      );
+      await assertOneViolation(deploymentUnifiedServiceTagging, ust([fromLabel("DD_ENV", "env"), { name: "DD_SERVICE", value: "" }, fromLabel("DD_VERSION", "version")]), /container "c" has no DD_SERVICE env/);
+    });
+
+    it("reports each missing label on the Deployment and on the pod template", async () => {
+      const w = ust([fromLabel("DD_ENV", "env"), fromLabel("DD_SERVICE", "service"), fromLabel("DD_VERSION", "version")], {});
+      const { violations } = await checkResource(deploymentUnifiedServiceTagging, w);
+      assert.equal(violations.length, 6, JSON.stringify(violations));
+      assert.match(violations[0], /^Deployment w: metadata\.labels has no "tags\.datadoghq\.com\/env" label\./);
+      assert.match(violations[1], /^Deployment w: spec\.template\.metadata\.labels has no "tags\.datadoghq\.com\/env" label\./);
+    });
+
+    it("accepts the agent socket when its directory or a parent is mounted, with or without a trailing '/'", async () => {
+      const socketAt = (mountPath: string | undefined) => {
+        const w = workloadOf("Deployment", { image: "a:1", env: [{ name: "DD_TRACE_AGENT_URL", value: "unix:///var/run/datadog/apm.socket" }], ...(mountPath ? { volumeMounts: [{ name: "apm", mountPath }] } : {}) });
+        return w;
+      };
+      for (const mountPath of ["/var/run/datadog", "/var/run/datadog/", "/var/run", "/var/run/"]) await assertNoViolation(deploymentTraceAgentAddress, socketAt(mountPath));
+      for (const mountPath of [undefined, "/var/run/datadog-other", "/var/run/datadog/apm"]) {
+        await assertOneViolation(deploymentTraceAgentAddress, socketAt(mountPath), /^Deployment w: container "c" sends traces to \/var\/run\/datadog\/apm\.socket but mounts nothing at \/var\/run\/datadog\. Mount the Agent's hostPath directory \/var\/run\/datadog/);
+      }
+      const http = workloadOf("Deployment", { image: "a:1", env: [{ name: "DD_TRACE_AGENT_URL", value: "http://10.0.0.1:8126" }] });
+      await assertNoViolation(deploymentTraceAgentAddress, http);
+      const fromNode = workloadOf("Deployment", { image: "a:1", env: [{ name: "DD_AGENT_HOST", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } }] });
+      await assertNoViolation(deploymentTraceAgentAddress, fromNode);
+      const blank = workloadOf("Deployment", { image: "a:1", env: [{ name: "DD_AGENT_HOST", value: "" }] });
+      await assertOneViolation(deploymentTraceAgentAddress, blank, /has neither DD_AGENT_HOST nor DD_TRACE_AGENT_URL/);
+    });
+  });
+
+  describe("monitors", () => {
+    const monitor = (message: string, tags: string[], name?: string): ResourceUnderTest => ({
+      type: "datadog:index/monitor:Monitor",
+      name: "m-resource",
+      inputs: { ...(name ? { name } : {}), message, tags, query: "q", type: "query alert" },
+    });
+    const tags = ["env:prod", "service:svc"];
+
+    it("counts an @handle at the start, after a space or a parenthesis, not an e-mail address inside a word", async () => {
+      for (const message of ["@slack-payments down", "down\n@pagerduty-payments", "down (@team@example.com)"]) await assertNoViolation(monitorHasNotificationHandle, monitor(message, tags));
+      for (const message of ["mail ops@example.com", "@ nobody", "@-x", ""]) {
+        await assertOneViolation(monitorHasNotificationHandle, monitor(message, tags), /^Monitor m-resource: its message mentions no @handle/);
+      }
+      await assertOneViolation(monitorHasNotificationHandle, monitor("no handle", tags, "Latency"), /^Monitor "Latency": its message mentions no @handle/);
+    });
+
+    it("requires env: and service: tags with a value, each reported on its own", async () => {
+      const violations = async (t: string[]) => (await checkResource(monitorHasEnvAndServiceTags, monitor("@x", t, "Latency"))).violations;
+      assert.deepEqual(await violations(["environment:prod", "service:"]), [
+        'Monitor "Latency": no env: tag. Add a "env:<env>" tag matching the env the query is scoped to.',
+        'Monitor "Latency": no service: tag. Add a "service:<service>" tag matching the service the query is scoped to.',
+      ]);
+      assert.deepEqual(await violations(["env:p", "service:s"]), []);
+      assert.equal((await checkResource(monitorHasEnvAndServiceTags, monitor("@x", []))).violations[0], 'Monitor m-resource: no env: tag. Add a "env:<env>" tag matching the env the query is scoped to.');
+    });
+  });
+
+  describe("node taints", () => {
+    const taint: NodeTaint = { key: "dedicated", value: "payments", effect: "NoSchedule" };
+
+    it("matches tolerations as Kubernetes does", () => {
+      assert.equal(tolerates({ key: "dedicated", value: "payments", effect: "NoSchedule" }, taint), true);
+      assert.equal(tolerates({ key: "dedicated", value: "payments" }, taint), true, "no effect: every effect");
+      assert.equal(tolerates({ key: "dedicated", operator: "Equal", value: "other", effect: "NoSchedule" }, taint), false);
+      assert.equal(tolerates({ key: "dedicated", value: "other" }, taint), false, "operator defaults to Equal");
+      assert.equal(tolerates({ key: "dedicated", operator: "Exists" }, taint), true);
+      assert.equal(tolerates({ key: "other", operator: "Exists" }, taint), false);
+      assert.equal(tolerates({ operator: "Exists", effect: "NoExecute" }, taint), false);
+      assert.equal(tolerates({ operator: "Exists" }, taint), true);
+      assert.equal(tolerates({ value: "payments", effect: "NoSchedule" }, taint), false, "no key with Equal tolerates nothing");
+      assert.equal(tolerates({ key: "gpu", effect: "NoSchedule" }, { key: "gpu", effect: "NoSchedule" }), true, "no value on either side");
+      assert.equal(tolerates({ key: "gpu", value: "", effect: "NoSchedule" }, { key: "gpu", effect: "NoSchedule" }), true);
+      assert.equal(tolerates({ key: "gpu", effect: "NoSchedule" }, { key: "gpu", value: "a100", effect: "NoSchedule" }), false);
+    });
+
+    it("applies to DaemonSets running the Datadog Agent image, from any registry", async () => {
+      const config = { nodeTaints: [{ key: "gpu", effect: "NoExecute" }] };
+      for (const image of ["datadog/agent:7.81.1", "gcr.io/datadoghq/agent:7", `public.ecr.aws/datadog/agent@sha256:${SHA256}`, "datadog/agent"]) {
+        await assertOneViolation(
+          datadogAgentToleratesNodeTaints,
+          workloadOf("DaemonSet", { image }, { namespace: "datadog" }),
+          /^DaemonSet datadog\/w: does not tolerate the node taint gpu:NoExecute, .* Add \{key: gpu, operator: Exists, effect: NoExecute\} to payments-apm:datadog\.tolerations\.$/,
+          config,
+        );
+      }
+      for (const image of ["datadog/cluster-agent:7", "mydatadog/agent:7", "datadog/agent-custom:1", "datadoghq/agentless:1"]) {
+        await assertNoViolation(datadogAgentToleratesNodeTaints, workloadOf("DaemonSet", { image }), config);
+      }
     });
   });
 });
