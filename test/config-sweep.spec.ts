@@ -1,7 +1,10 @@
 import * as assert from "node:assert/strict";
 import fc from "fast-check";
-import { ConfigError, parseStackSettings } from "../components/config";
+import { configModule } from "./support/per-test-module";
 import { rawSettings, withValue } from "./support/stack-settings";
+
+// The config module as loaded for the running test (support/per-test-module.ts).
+const parseStackSettings = (raw: Record<string, unknown>) => configModule().parseStackSettings(raw);
 
 /** Values that are not numbers (as typed in YAML or `pulumi config set`). */
 const notANumber = fc.oneof(
@@ -88,7 +91,7 @@ function problemsOf(raw: Record<string, unknown>): string[] {
   try {
     parseStackSettings(raw);
   } catch (e) {
-    if (e instanceof ConfigError) return [...e.problems];
+    if (e instanceof configModule().ConfigError) return [...e.problems];
     throw e;
   }
   return [];

@@ -1,14 +1,18 @@
 import * as assert from "node:assert/strict";
-import { ConfigError, datadogProviderProblems, parseStackSettings } from "../components/config";
 import { deploymentEnv, kubernetesObjects } from "../scripts/manifests";
 import { runStack, secretPlaceholder } from "../scripts/mock-engine";
+import { configModule } from "./support/per-test-module";
 import { rawSettings, withValue } from "./support/stack-settings";
+
+// The config module as loaded for the running test (support/per-test-module.ts).
+const parseStackSettings = (raw: Record<string, unknown>) => configModule().parseStackSettings(raw);
+const datadogProviderProblems = (site: string, apiUrl: string | undefined) => configModule().datadogProviderProblems(site, apiUrl);
 
 function problemsOf(raw: Record<string, unknown>): string[] {
   try {
     parseStackSettings(raw);
   } catch (e) {
-    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
+    assert.ok(e instanceof configModule().ConfigError, `expected a ConfigError, got ${e}`);
     return [...e.problems];
   }
   assert.fail("the config was accepted");

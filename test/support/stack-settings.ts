@@ -1,8 +1,9 @@
-import { PROJECT, SECRET_KEYS } from "../../components/config";
 import { stackConfigFromFile } from "../../scripts/mock-engine";
+import { configModule } from "./per-test-module";
 
 /** The `payments-apm:*` values of Pulumi.<stack>.yaml as the program receives them, parsed. */
 export function rawSettings(stack: string): Record<string, any> {
+  const { PROJECT, SECRET_KEYS } = configModule();
   const { config } = stackConfigFromFile(stack);
   const raw: Record<string, any> = {};
   for (const [key, value] of Object.entries(config)) {
