@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import { MEASURED_SPANS, SERVICES, SPANS } from "../app/src/tracing/conventions";
-import { apmMonitorSpecs } from "../components/apm-monitors";
+import { ApmMonitors, apmMonitorSpecs } from "../components/apm-monitors";
+import { runUnderMocks, type ProgramRun } from "../scripts/mock-engine";
 
 const thresholds = { paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1, postProcessingLagP95Seconds: 60 };
 
@@ -59,6 +60,72 @@ describe("APM monitor queries", () => {
         ],
         ["database-latency", "percentile(last_5m):p95:trace.database.query{env:staging,service:payment-service} > 0.25", "0.25"],
         ["post-processing-lag", "percentile(last_5m):p95:trace.payment.post_processing.lag{env:staging,service:post-processing} > 12.5", "12.5"],
+      ],
+    );
+  });
+});
+
+describe("ApmMonitors (rendered under the mock engine)", () => {
+  let run: ProgramRun;
+  before(async function () {
+    this.timeout(60_000);
+    run = await runUnderMocks("staging", { config: {}, secretKeys: [] }, () => {
+      const monitors = new ApmMonitors("mon", {
+        env: "staging",
+        thresholds: { paymentLatencyP95Seconds: 3.5, paymentErrorRate: 0.1, databaseLatencyP95Seconds: 0.25, postProcessingLagP95Seconds: 12.5 },
+        notify: ["@slack-x", "@pagerduty-y"],
+      });
+      return { monitorIds: monitors.monitorIds };
+    });
+  });
+
+  it("creates one query alert per monitor, alerting on data only, re-notifying hourly, with the query's tags", () => {
+    const monitors = run.resources.filter((r) => r.type === "datadog:index/monitor:Monitor");
+    assert.deepEqual(
+      monitors.map((m) => m.name),
+      ["mon-payment-latency", "mon-payment-error-rate", "mon-database-latency", "mon-post-processing-lag"],
+    );
+    const latency = monitors[0].inputs;
+    assert.deepEqual(latency, {
+      name: "[staging] Payment p95 latency above threshold",
+      type: "query alert",
+      query: "percentile(last_5m):p95:trace.payment.process_payment{env:staging,service:payment-service} > 3.5",
+      message:
+        "{{#is_alert}}Payment p95 latency over 5 minutes is high for payment-service in staging: {{value}} (threshold 3.5).{{/is_alert}}\n" +
+        "{{#is_recovery}}payment-service in staging is back under 3.5.{{/is_recovery}}\n" +
+        "@slack-x @pagerduty-y",
+      monitorThresholds: { critical: "3.5" },
+      tags: ["source:apm", "env:staging", "service:payment-service", "team:payments"],
+      notifyNoData: false,
+      requireFullWindow: false,
+      includeTags: true,
+      renotifyInterval: 60,
+    });
+    for (const m of monitors) assert.equal(m.inputs.renotifyInterval, 60, m.name);
+    assert.equal(monitors[3].inputs.name, "[staging] Post-processing lag p95 above threshold");
+    assert.deepEqual(monitors[3].inputs.tags, ["source:apm", "env:staging", "service:post-processing", "team:payments"]);
+  });
+
+  it("groups the monitors under one component and exports their ids by key", () => {
+    const component = run.resources.find((r) => r.type === "payments-apm:monitoring:ApmMonitors");
+    assert.ok(component, "an ApmMonitors component");
+    assert.equal(component.name, "mon");
+    assert.deepEqual(run.outputs.monitorIds, {
+      "payment-latency": "mon-payment-latency-id",
+      "payment-error-rate": "mon-payment-error-rate-id",
+      "database-latency": "mon-database-latency-id",
+      "post-processing-lag": "mon-post-processing-lag-id",
+    });
+  });
+
+  it("watches each span in the service that sends it", () => {
+    assert.deepEqual(
+      apmMonitorSpecs("prod", thresholds, ["@x"]).map((s) => [s.key, s.span, s.service]),
+      [
+        ["payment-latency", "payment.process_payment", "payment-service"],
+        ["payment-error-rate", "payment.process_payment", "payment-service"],
+        ["database-latency", "database.query", "payment-service"],
+        ["post-processing-lag", "payment.post_processing.lag", "post-processing"],
       ],
     );
   });
