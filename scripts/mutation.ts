@@ -21,6 +21,8 @@ interface Equivalent {
   readonly mutator: string;
   readonly original: string;
   readonly replacement: string;
+  /** When the same edit is not equivalent everywhere in the file: text of the mutant's (first) source line. */
+  readonly in?: string;
   readonly reason: string;
 }
 interface MutationConfig {
@@ -77,8 +79,10 @@ export function fileScores(report: Report, config: Pick<MutationConfig, "floors"
     const undetected: string[] = [];
     for (const m of mutants) {
       const original = originalText(source, m.location);
+      const line = source.split("\n")[m.location.start.line - 1];
       const listed = config.equivalentMutants.some(
-        (e) => e.file === file && e.mutator === m.mutatorName && e.original === original && e.replacement === (m.replacement ?? ""),
+        (e) =>
+          e.file === file && e.mutator === m.mutatorName && e.original === original && e.replacement === (m.replacement ?? "") && (e.in === undefined || line.includes(e.in)),
       );
       if (listed && (DETECTED.has(m.status) || UNDETECTED.has(m.status))) equivalent++;
       else if (DETECTED.has(m.status)) killed++;

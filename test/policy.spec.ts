@@ -561,7 +561,7 @@ describe("policy pack details (policy/policies.ts, no program run)", () => {
         const w = workloadOf("Deployment", { image: "a:1", env: [{ name: "DD_TRACE_AGENT_URL", value: "unix:///var/run/datadog/apm.socket" }], ...(mountPath ? { volumeMounts: [{ name: "apm", mountPath }] } : {}) });
         return w;
       };
-      for (const mountPath of ["/var/run/datadog", "/var/run/datadog/", "/var/run", "/var/run/"]) await assertNoViolation(pack().deploymentTraceAgentAddress, socketAt(mountPath));
+      for (const mountPath of ["/var/run/datadog", "/var/run/datadog/", "/var/run/datadog//", "/var/run", "/var/run/"]) await assertNoViolation(pack().deploymentTraceAgentAddress, socketAt(mountPath));
       for (const mountPath of [undefined, "/var/run/datadog-other", "/var/run/datadog/apm"]) {
         await assertOneViolation(pack().deploymentTraceAgentAddress, socketAt(mountPath), /^Deployment w: container "c" sends traces to \/var\/run\/datadog\/apm\.socket but mounts nothing at \/var\/run\/datadog\. Mount the Agent's hostPath directory \/var\/run\/datadog/);
       }
@@ -583,7 +583,7 @@ describe("policy pack details (policy/policies.ts, no program run)", () => {
     const tags = ["env:prod", "service:svc"];
 
     it("counts an @handle at the start, after a space or a parenthesis, not an e-mail address inside a word", async () => {
-      for (const message of ["@slack-payments down", "down\n@pagerduty-payments", "down (@team@example.com)"]) await assertNoViolation(pack().monitorHasNotificationHandle, monitor(message, tags));
+      for (const message of ["@slack-payments down", "down\n@pagerduty-payments", "down (@team@example.com)", "@x"]) await assertNoViolation(pack().monitorHasNotificationHandle, monitor(message, tags));
       for (const message of ["mail ops@example.com", "@ nobody", "@-x", ""]) {
         await assertOneViolation(pack().monitorHasNotificationHandle, monitor(message, tags), /^Monitor m-resource: its message mentions no @handle/);
       }
@@ -728,5 +728,55 @@ describe("policy pack edges (policy/policies.ts, no program run)", () => {
       assert.equal(valid({ nodeTaints: [{ key: "gpu", effect: "NoRun" }] }), "/nodeTaints/0/effect must be equal to one of the allowed values");
       assert.equal(valid({ nodeTaints: [{ key: "gpu", effect: "NoSchedule", operator: "Exists" }] }), "/nodeTaints/0 must NOT have additional properties");
     });
+  });
+});
+
+describe("policy pack contents and odd pod specs (policy/policies.ts, no program run)", () => {
+  it("is these ten policies", () => {
+    assert.deepEqual(
+      pack().policies.map((p) => p.name),
+      [
+        "datadog-keys-not-in-configmaps",
+        "datadog-keys-not-in-env-literals",
+        "datadog-keys-not-in-stack-outputs",
+        "deployment-unified-service-tagging",
+        "deployment-trace-agent-address",
+        "container-images-pinned",
+        "app-containers-non-root-read-only",
+        "monitor-has-notification-handle",
+        "monitor-has-env-and-service-tags",
+        "datadog-agent-tolerates-node-taints",
+      ],
+    );
+  });
+
+  it("takes an env entry with neither value nor valueFrom for no address", async () => {
+    await assertOneViolation(pack().deploymentTraceAgentAddress, workloadOf("Deployment", { image: "a:1", env: [{ name: "DD_AGENT_HOST" }] }), /has neither DD_AGENT_HOST nor DD_TRACE_AGENT_URL/);
+  });
+
+  it("checks the field path only of tagging env read from a field (a Secret reference is left alone)", async () => {
+    const labels = { "tags.datadoghq.com/env": "prod", "tags.datadoghq.com/service": "svc", "tags.datadoghq.com/version": "1.0.0" };
+    const w = workloadOf("Deployment", {
+      image: "a:1",
+      env: [
+        { name: "DD_AGENT_HOST", value: "10.0.0.1" },
+        { name: "DD_ENV", valueFrom: { secretKeyRef: { name: "tags", key: "env" } } },
+        { name: "DD_SERVICE", valueFrom: { configMapKeyRef: { name: "tags", key: "service" } } },
+        { name: "DD_VERSION", value: "1.0.0" },
+      ],
+    });
+    w.inputs.metadata.labels = { ...labels };
+    w.inputs.spec.template.metadata.labels = { ...labels };
+    await assertNoViolation(pack().deploymentUnifiedServiceTagging, w);
+  });
+
+  it("checks the init containers of a pod spec without containers, and finds no container without tagging env", async () => {
+    const w = workloadOf("Deployment", { image: "a:1" });
+    w.inputs.spec.template.spec = { initContainers: [{ name: "init", image: "repo/init" }] };
+    await assertOneViolation(pack().containerImagesPinned, w, /^Deployment w: initContainers "init" uses "repo\/init" without a tag/);
+    const labels = { "tags.datadoghq.com/env": "prod", "tags.datadoghq.com/service": "svc", "tags.datadoghq.com/version": "1.0.0" };
+    w.inputs.metadata.labels = { ...labels };
+    w.inputs.spec.template.metadata.labels = { ...labels };
+    await assertNoViolation(pack().deploymentUnifiedServiceTagging, w);
   });
 });
