@@ -5,16 +5,19 @@
  * before each test, and never clears it: code run in a later suite's `before` hook (a whole
  * program run under the mock engine) would be charged to the previous suite's last test,
  * and its mutants tested against that test only. So the id is cleared after each test, and
- * what a `before` hook covers is charged to every test of the top-level suite it ran for:
- * Stryker then runs those tests against the mutant in the same process, and mocha runs the
- * suite's `before` hooks again with the mutant active. Without that, such coverage would
- * count as code run while loading the files ("static"), and each of those mutants would
- * cost a new process loading every spec of the group and running all of its tests.
+ * what the hooks run between two tests is charged to every test of the run: a program run
+ * may be shared by several suites (support/rendered-env.ts caches one per stack), so any of
+ * them may be the one to see a mutant of it. Stryker then tries those mutants in the same
+ * process, and the hooks run again with the mutant on (the cached program runs are
+ * forgotten before each run of the tests). Without that, such coverage would count as code
+ * run while loading the files ("static"), and each of those mutants would cost a new
+ * process loading every spec of the group.
  *
- * Code run while loading the spec files (module-level code, e.g. the config schema) stays
- * static: only a fresh load sees it mutated.
+ * Code run while loading the spec files (module-level code) stays static: only a fresh
+ * load sees it mutated.
  */
 import type { Context, Suite } from "mocha";
+import { forgetStackRuns } from "./rendered-env";
 
 type Hits = Record<string, number>;
 interface StrykerContext {
@@ -26,9 +29,9 @@ declare const globalThis: { __stryker__?: StrykerContext };
 /** Static coverage when the run started: what loading the spec files covered. */
 let atLoad: Hits = {};
 
-function topLevelSuite(suite: Suite): Suite {
+function rootOf(suite: Suite): Suite {
   let s = suite;
-  while (s.parent && !s.parent.root) s = s.parent;
+  while (s.parent) s = s.parent;
   return s;
 }
 
@@ -38,6 +41,7 @@ function testIds(suite: Suite): string[] {
 
 export const mochaHooks = {
   beforeAll(): void {
+    forgetStackRuns();
     const coverage = globalThis.__stryker__?.mutantCoverage;
     if (coverage) atLoad = { ...coverage.static };
   },
@@ -45,7 +49,7 @@ export const mochaHooks = {
     const coverage = globalThis.__stryker__?.mutantCoverage;
     const test = this.currentTest;
     if (!coverage || !test?.parent) return;
-    // Hits since the last test, with no test running: hooks (mainly `before`) of this test's suites.
+    // Hits since the last test, with no test running: the hooks of the suites.
     const fromHooks: Hits = {};
     for (const [mutant, hits] of Object.entries(coverage.static)) {
       const extra = hits - (atLoad[mutant] ?? 0);
@@ -55,7 +59,7 @@ export const mochaHooks = {
       else delete coverage.static[mutant];
     }
     if (Object.keys(fromHooks).length === 0) return;
-    for (const id of testIds(topLevelSuite(test.parent))) {
+    for (const id of testIds(rootOf(test.parent))) {
       const hits = (coverage.perTest[id] ??= {});
       for (const [mutant, n] of Object.entries(fromHooks)) hits[mutant] = (hits[mutant] ?? 0) + n;
     }

@@ -8,7 +8,15 @@ import { runStack, type ProgramRun } from "../../scripts/mock-engine";
 
 const runs = new Map<string, Promise<ProgramRun>>();
 
-/** One program run per stack per test process. */
+/**
+ * Forgets the runs: the next stackRun runs the program again. A mutation run does so
+ * before each run of the tests (test/support/mutation-hooks.ts), each with another mutant on.
+ */
+export function forgetStackRuns(): void {
+  runs.clear();
+}
+
+/** One program run per stack per test process (per run of the tests, in a mutation run). */
 export function stackRun(stack: string): Promise<ProgramRun> {
   let run = runs.get(stack);
   if (!run) {
