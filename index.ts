@@ -110,6 +110,7 @@ const migrations = new LedgerMigrations(
       name: config.database.name,
       migrationUser: config.database.migrationUser,
       runtimeUser: config.database.user,
+      workerUser: config.database.workerUser,
     },
     migrationPassword: config.secrets.databaseMigrationPassword,
     backoffLimit: config.database.migrations.backoffLimit,
@@ -158,11 +159,12 @@ const brokerEnv = {
   BROKER_TLS: String(broker.tls),
   BROKER_EXCHANGE: broker.exchange,
 };
+// The workers' own role: granted only outbox and receipts (app/migrations/010_worker_role_grants.sql).
 const ledgerEnv = {
   PGHOST: config.database.host,
   PGPORT: String(config.database.port),
   PGDATABASE: config.database.name,
-  PGUSER: config.database.user,
+  PGUSER: config.database.workerUser,
   // TLS only, the certificate checked against the CA bundle and the host name.
   PGSSLMODE: "verify-full",
   PGSSLROOTCERT: `${LEDGER_CA_DIR}/${LEDGER_CA_FILE}`,
@@ -176,7 +178,7 @@ const relay = new TracedService(
     ...config.services.relay,
     listens: false,
     appEnv: { ...brokerEnv, ...ledgerEnv, RELAY_RETENTION_SECONDS: String(broker.outboxRetentionHours * 3600) },
-    secretEnv: { PGPASSWORD: config.secrets.databasePassword, BROKER_PASSWORD: config.secrets.brokerPassword },
+    secretEnv: { PGPASSWORD: config.secrets.databaseWorkerPassword, BROKER_PASSWORD: config.secrets.brokerPassword },
     configFiles: ledgerCaFiles,
     checksumKey: config.secrets.rolloutChecksumKey,
   },
@@ -191,7 +193,7 @@ const postProcessing = new TracedService(
     listens: false,
     appEnv: { ...brokerEnv, ...ledgerEnv, REDIS_URL: redisUrl },
     // The fraud history it writes is keyed like the one fraud-service reads.
-    secretEnv: { PGPASSWORD: config.secrets.databasePassword, BROKER_PASSWORD: config.secrets.brokerPassword, ...redisSecretEnv },
+    secretEnv: { PGPASSWORD: config.secrets.databaseWorkerPassword, BROKER_PASSWORD: config.secrets.brokerPassword, ...redisSecretEnv },
     configFiles: ledgerCaFiles,
     checksumKey: config.secrets.rolloutChecksumKey,
   },

@@ -36,6 +36,8 @@ export interface LedgerDatabase {
   readonly migrationUser: string;
   /** The services' role: the grants migration gives it only the DML they issue. */
   readonly runtimeUser: string;
+  /** The outbox relay's and the consumers' role: 010_worker_role_grants.sql gives it only outbox and receipts. */
+  readonly workerUser: string;
 }
 
 export interface LedgerMigrationsArgs {
@@ -93,7 +95,7 @@ type EnvVar = k8s.types.input.core.v1.EnvVar;
 /**
  * The migrate container's env: unified service tagging from the pod's labels, the agent
  * address, every trace kept (a handful of spans per deploy), the connection as the
- * migration role, and the runtime role the grants migration grants to.
+ * migration role, and the runtime and worker roles the grants migrations grant to.
  */
 export function migrationEnv(args: Pick<LedgerMigrationsArgs, "agent" | "globalTags" | "database">): EnvVar[] {
   const fromLabel = (name: string, key: string): EnvVar => ({ name, valueFrom: { fieldRef: { fieldPath: `metadata.labels['tags.datadoghq.com/${key}']` } } });
@@ -117,6 +119,7 @@ export function migrationEnv(args: Pick<LedgerMigrationsArgs, "agent" | "globalT
       PGAPPNAME: MIGRATIONS_SERVICE,
       PGCONNECT_TIMEOUT: "10",
       LEDGER_RUNTIME_ROLE: db.runtimeUser,
+      LEDGER_WORKER_ROLE: db.workerUser,
     }),
     { name: "PGPASSWORD", valueFrom: { secretKeyRef: { name: MIGRATION_SECRET_NAME, key: "PGPASSWORD" } } },
   ];
@@ -128,6 +131,11 @@ export function ledgerMigrationsArgsProblems(args: LedgerMigrationsArgs): pulumi
   const problem = (propertyPath: string, reason: string) => problems.push({ propertyPath, reason });
   if (args.database.migrationUser === args.database.runtimeUser) {
     problem("database.migrationUser", `must differ from the runtime role ${JSON.stringify(args.database.runtimeUser)}: the services must not own the ledger's tables`);
+  }
+  for (const [other, role] of [["database.user", args.database.runtimeUser], ["database.migrationUser", args.database.migrationUser]] as const) {
+    if (args.database.workerUser === role) {
+      problem("database.workerUser", `must differ from ${other} (${JSON.stringify(role)}): the outbox relay and the consumers get a role of their own`);
+    }
   }
   if (/:latest$/.test(args.image) || !/(:[\w][\w.-]*|@sha256:[a-f0-9]{64})$/.test(args.image)) {
     problem("image", `must be pinned by tag or digest (not latest), got ${JSON.stringify(args.image)}`);

@@ -65,10 +65,11 @@ describe("LedgerMigrations", () => {
     assert.equal(job().metadata.namespace, "payments");
   });
 
-  it("connects as the migration role, its password from a Secret, and names the runtime role to grant", () => {
+  it("connects as the migration role, its password from a Secret, and names the runtime and worker roles to grant", () => {
     const env = envOf();
     assert.equal(env.PGUSER, "payments_migrations");
     assert.equal(env.LEDGER_RUNTIME_ROLE, "payment_service");
+    assert.equal(env.LEDGER_WORKER_ROLE, "payments_worker");
     assert.equal(env.PGHOST, "payments-ledger.cluster-abc123.us-east-1.rds.amazonaws.com");
     assert.equal(env.PGDATABASE, "payments");
     assert.deepEqual(env.PGPASSWORD, { secretKeyRef: { name: "ledger-migrations-secrets", key: "PGPASSWORD" } });
@@ -170,12 +171,22 @@ describe("LedgerMigrations", () => {
       assert.throws(() => parseStackSettings(raw), /payments-apm:database\.migrationUser must differ from database\.user \("payment_service"\)/);
     });
 
-    it("the component refuses it too, and an unpinned image", () => {
+    for (const [other, role] of [["database.user", "payment_service"], ["database.migrationUser", "payments_migrations"]] as const) {
+      it(`fails at preview when the worker user is ${other}, naming the key`, () => {
+        const raw = withValue(rawSettings("prod"), "database.workerUser", role);
+        assert.throws(
+          () => parseStackSettings(raw),
+          new RegExp(`payments-apm:database\\.workerUser must differ from ${other.replace(".", "\\.")} \\("${role}"\\)`),
+        );
+      });
+    }
+
+    it("the component refuses them too, and an unpinned image", () => {
       const args = {
-        database: { host: "db", port: 5432, name: "payments", migrationUser: "svc", runtimeUser: "svc" },
+        database: { host: "db", port: 5432, name: "payments", migrationUser: "svc", runtimeUser: "svc", workerUser: "svc" },
         image: "repo/payment-service:latest",
       } as LedgerMigrationsArgs;
-      assert.deepEqual(ledgerMigrationsArgsProblems(args).map((p) => p.propertyPath), ["database.migrationUser", "image"]);
+      assert.deepEqual(ledgerMigrationsArgsProblems(args).map((p) => p.propertyPath), ["database.migrationUser", "database.workerUser", "database.workerUser", "image"]);
     });
   });
 });

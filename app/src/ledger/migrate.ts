@@ -6,8 +6,9 @@
  *   npm run -w app migrate
  *
  * Connection from the PG* variables (the migration role); LEDGER_RUNTIME_ROLE names the
- * services' role for the grants migration (unset: nothing granted, the migrating role runs
- * the services, as in local development). Tracing from the DD_* variables.
+ * services' role for the grants migration and LEDGER_WORKER_ROLE the outbox relay's and the
+ * consumers' (unset: nothing granted, the migrating role runs them, as in local development).
+ * Tracing from the DD_* variables.
  */
 import { flushTracer } from "../tracing/tracer";
 import { DETAIL_TAGS, SPANS } from "../tracing/conventions";
@@ -20,10 +21,12 @@ const log = (level: string, msg: string, fields: object = {}) =>
 async function main(): Promise<number> {
   const dir = migrationsDir();
   const runtimeRole = process.env.LEDGER_RUNTIME_ROLE || undefined;
+  const workerRole = process.env.LEDGER_WORKER_ROLE || undefined;
   try {
     const result = await traced(SPANS.ledgerMigrate, async (span) => {
       const outcome = await migrate({}, dir, {
         runtimeRole,
+        workerRole,
         around: (file, apply) => traced(SPANS.ledgerMigration, apply, { [DETAIL_TAGS.migrationFile]: file }, { resource: file }),
       });
       setTags(span, { [DETAIL_TAGS.migrationsApplied]: outcome.applied.length, [DETAIL_TAGS.migrationsSkipped]: outcome.skipped.length });
