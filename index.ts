@@ -10,7 +10,7 @@ import { ApmSlos } from "./components/apm-slos";
 import { EksCluster } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
-import { LedgerMigrations } from "./components/ledger-migrations";
+import { LEDGER_CA_DIR, LEDGER_CA_FILE, LedgerMigrations } from "./components/ledger-migrations";
 import { agentSamplers, TraceRetention } from "./components/sampling";
 import { paymentPolicyEnv, serviceAuthEnv, userAuthEnv } from "./components/auth";
 import { agentPodSelector, databaseClientWorkload, NetworkPolicies, paymentPathWorkloads, postProcessingWorkloads } from "./components/network-policies";
@@ -18,9 +18,6 @@ import { ServiceNamespace } from "./components/service-namespace";
 import { agentConnectionOf, SERVICE_TOKEN_PATH, viaHostPort, TracedService } from "./components/traced-service";
 
 const config = loadConfig();
-/** Where payment-service finds the database's CA bundle (a read-only ConfigMap volume). */
-const LEDGER_CA_DIR = "/etc/payments/ledger-ca";
-const LEDGER_CA_FILE = "ca.pem";
 const { environment: env, globalTags } = config;
 
 const cluster = new EksCluster("eks", { clusterName: config.cluster.name, region: config.cluster.region });
@@ -112,6 +109,7 @@ const migrations = new LedgerMigrations(
       runtimeUser: config.database.user,
       workerUser: config.database.workerUser,
     },
+    caBundle: config.database.caBundle,
     migrationPassword: config.secrets.databaseMigrationPassword,
     backoffLimit: config.database.migrations.backoffLimit,
     activeDeadlineSeconds: config.database.migrations.activeDeadlineSeconds,

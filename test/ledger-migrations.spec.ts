@@ -80,6 +80,22 @@ describe("LedgerMigrations", () => {
     assert.deepEqual(holders, ["ledger-migrations-secrets"], "the password is nowhere else");
   });
 
+  it("connects with TLS verify-full against the CA bundle from config, mounted read-only from a ConfigMap of its own", () => {
+    const env = envOf();
+    assert.equal(env.PGSSLMODE, "verify-full");
+    assert.equal(env.PGSSLROOTCERT, "/etc/payments/ledger-ca/ca.pem");
+    const pod = podSpec();
+    assert.deepEqual(pod.containers[0].volumeMounts.find((m: any) => m.name === "ledger-ca"), { name: "ledger-ca", mountPath: "/etc/payments/ledger-ca", readOnly: true });
+    assert.deepEqual(pod.volumes.find((v: any) => v.name === "ledger-ca"), { name: "ledger-ca", configMap: { name: "ledger-migrations-ledger-ca", defaultMode: 0o444 } });
+    const cm = objects().find((o) => o.kind === "ConfigMap" && o.metadata.name === "ledger-migrations-ledger-ca") as any;
+    assert.ok(cm, "no CA ConfigMap for the Job");
+    assert.equal(cm.metadata.namespace, "payments");
+    assert.equal(cm.data["ca.pem"], rawSettings("prod").database.caBundle, "the bundle from payments-apm:database.caBundle");
+    assert.deepEqual(validateKubernetesObject(cm), []);
+    const jobDeps = dependsOn.get(`kubernetes:batch/v1:Job::ledger-migrations-${migrationSetHash().slice(0, 10)}`) ?? assert.fail("no Job");
+    assert.deepEqual(jobDeps.sort(), ["ledger-migrations-ledger-ca", "ledger-migrations-secrets"], "the Job waits for its CA bundle and its Secret");
+  });
+
   it("traces like the services: unified service tagging, the agent address, every trace kept", () => {
     const env = envOf();
     const labels = (job().spec as any).template.metadata.labels;

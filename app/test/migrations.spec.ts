@@ -15,6 +15,8 @@ import { migrate } from "../src/ledger/migrations";
 import { balanceOf, createWallet, PG } from "./support/database";
 import { e2e, newKey, postPayment, startPaymentService, type E2E } from "./support/e2e";
 import { deleteTopology, eventually, fraudHistoryOf, receiptsOf, startConsumers, startRelay, uniqueExchange } from "./support/post-processing";
+import { type CertificateAuthority, CertificateFactory } from "./support/certificates";
+import { PrivatePostgres, serverOwner } from "./support/private-servers";
 import { ensureBuilt, SERVICE_NODE, type RunningService } from "./support/services";
 
 const APP_DIR = path.resolve(__dirname, "..");
@@ -47,8 +49,16 @@ async function emptyDatabase(label: string): Promise<string> {
   return name;
 }
 
-/** The Job's container env as the program renders it for prod, fields resolved, addresses on loopback. */
-async function jobEnv(intakeUrl: string, database: string): Promise<Record<string, string>> {
+/**
+ * The Job's container env as the program renders it for prod, fields resolved, addresses on
+ * loopback. The shared server speaks no TLS: the rendered verify-full is replaced by name,
+ * unless `server` says where a TLS server and its CA bundle are.
+ */
+async function jobEnv(
+  intakeUrl: string,
+  database: string,
+  server: { host: string; port: number; caFile?: string } = PG,
+): Promise<Record<string, string>> {
   const { renderedMigrationEnv } = require(path.join(REPO_DIR, "test/support/rendered-job-env")) as {
     renderedMigrationEnv: (stack: string) => Promise<Record<string, string>>;
   };
@@ -56,6 +66,8 @@ async function jobEnv(intakeUrl: string, database: string): Promise<Record<strin
   assert.equal(rendered.PGUSER, "payments_migrations", "the prod Job connects as the migration role");
   assert.equal(rendered.LEDGER_RUNTIME_ROLE, "payment_service", "…and grants to the services' role");
   assert.equal(rendered.LEDGER_WORKER_ROLE, "payments_worker", "…and to the workers' role");
+  assert.equal(rendered.PGSSLMODE, "verify-full", "…over TLS, the certificate checked");
+  assert.equal(rendered.PGSSLROOTCERT, "/etc/payments/ledger-ca/ca.pem", "…against the mounted CA bundle");
   const env: Record<string, string | undefined> = {
     ...rendered,
     PATH: process.env.PATH,
@@ -64,14 +76,25 @@ async function jobEnv(intakeUrl: string, database: string): Promise<Record<strin
     DD_TRACE_AGENT_PORT: undefined,
     DD_REMOTE_CONFIGURATION_ENABLED: "false",
     DD_INSTRUMENTATION_TELEMETRY_ENABLED: "false",
-    PGHOST: PG.host,
-    PGPORT: String(PG.port),
+    PGHOST: server.host,
+    PGPORT: String(server.port),
+    ...(server.caFile ? { PGSSLROOTCERT: server.caFile } : { PGSSLMODE: "disable" }),
     PGDATABASE: database,
     PGUSER: MIGRATOR,
     LEDGER_RUNTIME_ROLE: RUNTIME,
     LEDGER_WORKER_ROLE: WORKER,
   };
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+/** The compiled app as the image lays it out (/app/dist/src, /app/migrations), with `extra` migrations added. */
+function appImageWith(extra: Record<string, string>): string {
+  const image = mkdtempSync(path.join(tmpdir(), "migrate-image-"));
+  cpSync(path.join(APP_DIR, "dist/src"), path.join(image, "dist/src"), { recursive: true });
+  cpSync(path.join(APP_DIR, "migrations"), path.join(image, "migrations"), { recursive: true });
+  symlinkSync(path.join(REPO_DIR, "node_modules"), path.join(image, "node_modules"), "dir");
+  for (const [file, sql] of Object.entries(extra)) writeFileSync(path.join(image, "migrations", file), sql);
+  return image;
 }
 
 interface Run {
@@ -354,17 +377,10 @@ describe("ledger migrations as the deploy runs them (migration role, runtime rol
     assert.equal((await runMigrate(await jobEnv(env.intake.url, database))).code, 0);
     const before = await schemaSnapshot(database);
 
-    // The compiled app as the image lays it out (/app/dist/src, /app/migrations), with one more migration that fails halfway.
-    const image = mkdtempSync(path.join(tmpdir(), "migrate-image-"));
+    // One more migration that fails halfway.
+    const broken = "900_broken.sql";
+    const image = appImageWith({ [broken]: `CREATE TABLE half_done (id INTEGER);\nALTER TABLE wallets ADD COLUMN half_done INTEGER;\nSELECT 1 / 0;\n` });
     try {
-      cpSync(path.join(APP_DIR, "dist/src"), path.join(image, "dist/src"), { recursive: true });
-      cpSync(path.join(APP_DIR, "migrations"), path.join(image, "migrations"), { recursive: true });
-      symlinkSync(path.join(REPO_DIR, "node_modules"), path.join(image, "node_modules"), "dir");
-      const broken = "900_broken.sql";
-      writeFileSync(
-        path.join(image, "migrations", broken),
-        `CREATE TABLE half_done (id INTEGER);\nALTER TABLE wallets ADD COLUMN half_done INTEGER;\nSELECT 1 / 0;\n`,
-      );
       const run = await runMigrate(await jobEnv(env.intake.url, database), image);
       assert.equal(run.code, 1, run.stdout);
       assert.match(run.stderr, /migration 900_broken\.sql failed: division by zero/);
@@ -378,5 +394,85 @@ describe("ledger migrations as the deploy runs them (migration role, runtime rol
     } finally {
       rmSync(image, { recursive: true, force: true });
     }
+  });
+
+  it("refuses a PGSSLMODE other than verify-full or disable, naming the variable", async () => {
+    const run = await runMigrate({ ...(await jobEnv(env.intake.url, "postgres")), PGSSLMODE: "prefer" });
+    assert.equal(run.code, 1, run.stdout);
+    assert.match(run.stderr, /PGSSLMODE must be verify-full or disable, got \\?"prefer\\?"/);
+  });
+
+  /**
+   * The Job's connection over TLS: a private PostgreSQL with ssl=on and certificates made
+   * here, the rendered env pointed at it and at the test CA. verify-full migrates, over TLS
+   * (a migration added to the image records its own session's pg_stat_ssl); another host
+   * name, an untrusted CA or a server without TLS are refused before anything is applied.
+   */
+  describe("over TLS verify-full (a private PostgreSQL with ssl=on)", function () {
+    this.timeout(120_000);
+    const database = `payments_tls_migrated_${process.pid}`;
+    let pg: PrivatePostgres;
+    let certs: CertificateFactory;
+    let ca: CertificateAuthority;
+    let otherCa: CertificateAuthority;
+    let image: string;
+
+    const onServer = async <T>(work: (c: Client) => Promise<T>, db = "postgres"): Promise<T> => {
+      const client = new Client({ ...pg.server, database: db });
+      await client.connect();
+      try {
+        return await work(client);
+      } finally {
+        await client.end();
+      }
+    };
+    const applied = () =>
+      onServer(async (c) => (await c.query<{ n: string }>(`SELECT count(*) AS n FROM pg_tables WHERE tablename = 'schema_migrations'`)).rows[0].n === "1", database);
+    const run = async () => runMigrate(await jobEnv(env.intake.url, database, { ...pg.server, caFile: ca.certFile }), image);
+
+    before(async function () {
+      certs = new CertificateFactory();
+      ca = certs.ca("ledger-ca");
+      otherCa = certs.ca("other-ca");
+      pg = await PrivatePostgres.start();
+      await onServer(async (c) => {
+        for (const role of [MIGRATOR, RUNTIME, WORKER]) await c.query(`CREATE ROLE ${role} LOGIN`);
+        await c.query(`CREATE DATABASE ${database} OWNER ${MIGRATOR}`);
+      });
+      image = appImageWith({ "900_tls_probe.sql": `CREATE TABLE tls_probe AS SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid();\n` });
+    });
+
+    after(async function () {
+      await pg?.destroy();
+      if (image) rmSync(image, { recursive: true, force: true });
+    });
+
+    const refusals: Array<[string, () => Promise<void>, RegExp]> = [
+      ["a certificate for another host name", () => pg.useTls(certs.server(ca, ["ledger.other.internal"], serverOwner())), /does not match certificate's altnames/i],
+      ["a certificate from an untrusted CA", () => pg.useTls(certs.server(otherCa, ["127.0.0.1"], serverOwner())), /self[- ]signed certificate in certificate chain|unable to (verify|get local issuer)/i],
+      ["a server without TLS (no fallback to cleartext)", () => pg.useTls(undefined), /does not support SSL/i],
+    ];
+    for (const [what, arrange, reason] of refusals) {
+      it(`refuses ${what}: exits 1 with a clear error, nothing applied`, async function () {
+        await arrange();
+        const result = await run();
+        assert.equal(result.code, 1, result.stdout);
+        const fatal = result.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).find((l) => l.level === "fatal");
+        assert.match(fatal?.msg ?? "", /^cannot connect to the ledger database: /, result.stderr);
+        assert.match(fatal.msg, reason);
+        assert.equal(await applied(), false, "no migration ran");
+      });
+    }
+
+    it("applies the migrations over TLS when the certificate chains to the CA bundle and names the host", async function () {
+      await pg.useTls(certs.server(ca, ["127.0.0.1"], serverOwner()));
+      const result = await run();
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(appliedBy(result), [...MIGRATION_FILES, "900_tls_probe.sql"]);
+      const { rows } = await onServer((c) => c.query<{ ssl: boolean; version: string }>(`SELECT ssl, version FROM tls_probe`), database);
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0].ssl, true, "the migrating session is encrypted");
+      assert.match(rows[0].version, /^TLSv1\.[23]$/);
+    });
   });
 });

@@ -51,7 +51,11 @@ export async function migrate(config: ClientConfig = {}, dir: string = migration
     .sort();
   const around = options.around ?? ((_file, apply) => apply());
   const client = new Client(config);
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new Error(`cannot connect to the ledger database: ${(error as Error).message}`);
+  }
   try {
     if (options.runtimeRole) await client.query("SELECT set_config($1, $2, false)", [RUNTIME_ROLE_SETTING, options.runtimeRole]);
     if (options.workerRole) await client.query("SELECT set_config($1, $2, false)", [WORKER_ROLE_SETTING, options.workerRole]);
