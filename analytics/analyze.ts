@@ -31,7 +31,7 @@ export interface OperationRow extends LatencyStats {
   readonly name: string;
 }
 
-/** How each payment ended, from `payment.final_status` (and `held`: declined for fraud review). */
+/** How each payment ended, from `payment.final_status` (`held`: declined for fraud review; `retryable`: see `outcomeOf`). */
 export type PaymentOutcomes = Readonly<Record<string, number>>;
 
 export interface ThresholdCheck {
@@ -185,9 +185,14 @@ function annotationRows(spans: readonly SpanRecord[]): AnnotationRow[] {
   });
 }
 
-/** `held` is a decline for fraud review; the rest is `payment.final_status` as tagged. */
+/**
+ * `retryable`: a decline the client may retry (`payment.retryable`, a hold or block on a
+ * degraded fraud score), which the ledger does not store; `held`: a decline for fraud
+ * review; the rest is `payment.final_status` as tagged.
+ */
 export function outcomeOf(span: SpanRecord): string {
   const status = tagOf(span, TAGS.finalStatus) ?? "unknown";
+  if (status === "declined" && tagOf(span, TAGS.retryable) === "true") return "retryable";
   if (status === "declined" && tagOf(span, TAGS.failureReason) === FAILURE_REASONS.fraudReview) return "held";
   return status;
 }

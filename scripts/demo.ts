@@ -35,8 +35,12 @@ import { reportOfCapture } from "./traces-analyze";
 /** What the demo makes happen, and how a payment ended for the client, the trace and the ledger. */
 export const DEMO_OUTCOMES = ["completed", "declined", "held", "failed"] as const;
 export type DemoOutcome = (typeof DEMO_OUTCOMES)[number];
-/** Answers that are not a payment outcome: refused before the payment (401/403/429/400), or no answer. */
-export type ClientAnswer = DemoOutcome | "refused" | "no_answer";
+/**
+ * Also answered: `retryable`, a hold or block on a degraded fraud score (fraud-service's Redis
+ * slower than its deadline, on a starved machine), which the ledger does not store; refused
+ * before the payment (401/403/429/400); or no answer.
+ */
+export type ClientAnswer = DemoOutcome | "retryable" | "refused" | "no_answer";
 
 export interface DemoOptions {
   /** How long payments are sent. Default 30. */
@@ -168,7 +172,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     );
     running.push(payment);
 
-    const answered: Record<ClientAnswer, number> = { completed: 0, declined: 0, held: 0, failed: 0, refused: 0, no_answer: 0 };
+    const answered: Record<ClientAnswer, number> = { completed: 0, declined: 0, held: 0, failed: 0, retryable: 0, refused: 0, no_answer: 0 };
     const started = Date.now();
     const deadline = started + seconds * 1000;
     let stalled = false;
@@ -222,7 +226,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const report = reportOfCapture(spans, spansFile, "prod");
     fs.writeFileSync(htmlFile, renderHtml(report));
     const ledger = await ledgerCounts(db.pool);
-    const mismatches = [...compareCounts(report, ledger, answered), ...(await compareTransactions(spans, db.pool))];
+    const mismatches = [
+      ...compareCounts(report, ledger, answered),
+      ...(await compareTransactions(spans, db.pool)),
+      ...paymentTracesDropped(spans),
+    ];
     print(renderText(report));
     print("");
     print(countsTable(report, ledger, answered));
@@ -299,7 +307,7 @@ function paymentBody(scenario: Scenario, n: number): Record<string, unknown> & {
 async function pay(baseUrl: string, users: IdentityProvider, scenario: Scenario, n: number): Promise<ClientAnswer> {
   const body = paymentBody(scenario, n);
   let status: number;
-  let error: unknown;
+  let answer: { error?: unknown; retryable?: unknown };
   try {
     const response = await fetch(`${baseUrl}/v1/payments`, {
       method: "POST",
@@ -311,17 +319,18 @@ async function pay(baseUrl: string, users: IdentityProvider, scenario: Scenario,
       body: JSON.stringify(body),
     });
     status = response.status;
-    error = ((await response.json()) as { error?: unknown }).error;
+    answer = (await response.json()) as typeof answer;
   } catch {
     return "no_answer";
   }
-  return answerOf(status, error);
+  return answerOf(status, answer.error, answer.retryable === true);
 }
 
-/** How the client reads an answer: 201 made; 402/422 declined (held when for fraud review); 5xx failed; other 4xx refused. */
-export function answerOf(status: number, error: unknown): ClientAnswer {
+/** How the client reads an answer: 201 made; 402/422 declined (held when for fraud review, retryable when it says so); 5xx failed; other 4xx refused. */
+export function answerOf(status: number, error: unknown, retryable = false): ClientAnswer {
   if (status === 201) return "completed";
   if (status >= 500) return "failed";
+  if ((status === 402 || status === 422) && retryable) return "retryable";
   if ((status === 402 || status === 422) && error === "fraud_review") return "held";
   if (status === 402 || status === 422) return "declined";
   return "refused";
@@ -348,11 +357,11 @@ export function compareCounts(report: TraceReport, ledger: LedgerCounts, answere
   for (const outcome of ["completed", "declined", "held"] as const) {
     if (got(outcome) !== ledger[outcome]) problems.push(`${outcome}: report ${got(outcome)}, ledger ${ledger[outcome]}`);
   }
-  for (const outcome of DEMO_OUTCOMES) {
+  for (const outcome of [...DEMO_OUTCOMES, "retryable"] as const) {
     if (got(outcome) !== answered[outcome]) problems.push(`${outcome}: report ${got(outcome)}, client ${answered[outcome]}`);
   }
   if (ledger.pending !== 0) problems.push(`ledger: ${ledger.pending} payment(s) left pending`);
-  const other = Object.keys(outcomes).filter((k) => !(DEMO_OUTCOMES as readonly string[]).includes(k));
+  const other = Object.keys(outcomes).filter((k) => !(DEMO_OUTCOMES as readonly string[]).includes(k) && k !== "retryable");
   if (other.length) problems.push(`report: outcomes the demo does not make: ${other.map((k) => `${k} ${outcomes[k]}`).join(", ")}`);
   if (answered.no_answer) problems.push(`client: ${answered.no_answer} request(s) got no answer`);
   return problems;
@@ -377,12 +386,39 @@ export async function compareTransactions(captured: readonly SpanRecord[], pool:
     if (seen.has(id)) problems.push(`transaction ${id}: more than one payment span`);
     seen.add(id);
     const stored = ledger.get(id);
-    const expected = outcome === "failed" ? undefined : outcome;
+    // Failed payments and retryable declines write nothing.
+    const expected = outcome === "failed" || outcome === "retryable" ? undefined : outcome;
     if (stored !== expected) problems.push(`transaction ${id}: span ${outcome}, ledger ${stored ?? "no row"}`);
   }
   for (const [id, status] of ledger) if (!seen.has(id)) problems.push(`transaction ${id}: ledger ${status}, no payment span`);
   return problems.length > 10 ? [...problems.slice(0, 10), `… ${problems.length - 10} more`] : problems;
 }
+
+/**
+ * Payments whose trace the tracer marked to drop (sampling priority ≤ 0 on payment-service's
+ * root span): the local intake keeps them, a Datadog Agent would not, so the report would
+ * show more than Datadog. The prod sampling rules keep every payment trace (priority 2, a
+ * rule at rate 1 on `payments.flow: payment`), within DD_TRACE_RATE_LIMIT.
+ */
+export function paymentTracesDropped(captured: readonly SpanRecord[]): string[] {
+  const priorityOfTrace = new Map<string, number | undefined>();
+  for (const s of captured) {
+    if (s.service === SERVICES.payment && s.parentId === "0") priorityOfTrace.set(s.traceId, s.metrics[SAMPLING_PRIORITY]);
+  }
+  const dropped = captured.filter((s) => {
+    if (s.name !== SPANS.processPayment || s.service !== SERVICES.payment) return false;
+    const priority = priorityOfTrace.get(s.traceId);
+    return priority === undefined || priority <= 0;
+  });
+  if (dropped.length === 0) return [];
+  const first = dropped[0];
+  return [
+    `sampling: ${dropped.length} payment trace(s) not kept (priority ${priorityOfTrace.get(first.traceId) ?? "none"} on trace ${first.traceId}): Datadog would not show them`,
+  ];
+}
+
+/** The metric dd-trace sets on a trace's local root span: ≤ 0 dropped, > 0 kept. */
+const SAMPLING_PRIORITY = "_sampling_priority_v1";
 
 function countsTable(report: TraceReport, ledger: LedgerCounts, answered: Readonly<Record<ClientAnswer, number>>): string {
   const outcomes = report.paymentFlow.outcomes;
@@ -390,6 +426,7 @@ function countsTable(report: TraceReport, ledger: LedgerCounts, answered: Readon
     ["payments", "report", "ledger", "client"],
     ...DEMO_OUTCOMES.map((o) => [o, String(outcomes[o] ?? 0), o === "failed" ? "(no row)" : String(ledger[o]), String(answered[o])]),
   ];
+  if (answered.retryable || outcomes.retryable) rows.push(["retryable", String(outcomes.retryable ?? 0), "(no row)", String(answered.retryable)]);
   if (answered.refused) rows.push(["refused", "(no payment)", "(no row)", String(answered.refused)]);
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ")).join("\n");
@@ -411,7 +448,7 @@ function progressLine(
       const text =
         `[${"#".repeat(done)}${"-".repeat(width - done)}] ${elapsed.toFixed(1).padStart(5)}/${seconds} s  ` +
         `completed ${counts.completed}  declined ${counts.declined}  held ${counts.held}  failed ${counts.failed}` +
-        `${counts.refused ? `  refused ${counts.refused}` : ""}  (${(total / Math.max(elapsed, 0.001)).toFixed(0)}/s)` +
+        `${counts.retryable ? `  retryable ${counts.retryable}` : ""}${counts.refused ? `  refused ${counts.refused}` : ""}  (${(total / Math.max(elapsed, 0.001)).toFixed(0)}/s)` +
         `${stalled() ? "  fraud-service stalled" : ""}`;
       if (stream.isTTY) stream.write(`\r${text.padEnd(120)}${last ? "\n" : ""}`);
       else stream.write(`${text}\n`);

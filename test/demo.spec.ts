@@ -12,7 +12,7 @@ import { Client, Pool } from "pg";
 import { readSpansFile } from "../analytics/spans-file";
 import { PG } from "../app/test/support/database";
 import { DETAIL_TAGS, SERVICES, SPANS, TAGS } from "../app/src/tracing/conventions";
-import { compareCounts, compareTransactions, ledgerCounts } from "../scripts/demo";
+import { compareCounts, compareTransactions, ledgerCounts, paymentTracesDropped } from "../scripts/demo";
 import { reportOfCapture } from "../scripts/traces-analyze";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
@@ -118,7 +118,7 @@ describe("npm run demo (scripts/demo.ts)", function () {
     assert.ok(new Set(payments.map((s) => s.meta[DETAIL_TAGS.userSegment])).size >= 2, "several segments");
   });
 
-  it("would name a payment the trace lost or got wrong, against the same ledger", async () => {
+  it("would name a payment the trace lost or got wrong, or a trace sampling dropped", async () => {
     const spans = readSpansFile(path.join(dir, "spans.jsonl"));
     const pool = new Pool({ ...PG, database, max: 1 });
     try {
@@ -134,11 +134,19 @@ describe("npm run demo (scripts/demo.ts)", function () {
         `transaction ${id(wrong)}: span failed, ledger completed`,
       ].sort());
 
+      // Every payment trace was kept by the prod sampling rules; one the tracer dropped is named.
+      assert.deepEqual(paymentTracesDropped(spans), []);
+      const root = spans.find((s) => s.service === SERVICES.payment && s.parentId === "0" && s.traceId === lost.traceId)!;
+      const rejected = spans.map((s) => (s === root ? { ...s, metrics: { ...s.metrics, _sampling_priority_v1: 0 } } : s));
+      assert.deepEqual(paymentTracesDropped(rejected), [
+        `sampling: 1 payment trace(s) not kept (priority 0 on trace ${lost.traceId}): Datadog would not show them`,
+      ]);
+
       const ledger = await ledgerCounts(pool);
       const report = reportOfCapture(altered, "altered", "prod");
       const outcomes = report.paymentFlow.outcomes;
       // What the client was answered: the run's own counts (one payment span fewer failed than the altered capture says).
-      const answered = { completed: ledger.completed, declined: ledger.declined, held: ledger.held, failed: outcomes.failed - 1, refused: 0, no_answer: 0 };
+      const answered = { completed: ledger.completed, declined: ledger.declined, held: ledger.held, failed: outcomes.failed - 1, retryable: outcomes.retryable ?? 0, refused: 0, no_answer: 0 };
       assert.deepEqual(compareCounts(report, ledger, answered), [
         `completed: report ${ledger.completed - 2}, ledger ${ledger.completed}`,
         `completed: report ${ledger.completed - 2}, client ${ledger.completed}`,

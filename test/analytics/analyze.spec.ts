@@ -30,6 +30,16 @@ const payment = (durationMs: number, meta: Record<string, string>, extra: Partia
   span({ name: "payment.process_payment", durationMs, meta, ...extra });
 
 describe("analytics: the report (analytics/analyze.ts)", () => {
+  it("counts a decline the client may retry (not stored in the ledger) as retryable, apart from held ones", () => {
+    const r = analyze([
+      payment(40, { "payment.final_status": "declined", "payment.failure_reason": "fraud_review" }),
+      payment(45, { "payment.final_status": "declined", "payment.failure_reason": "fraud_review", "payment.retryable": "true" }),
+      payment(50, { "payment.final_status": "declined", "payment.failure_reason": "fraud_blocked", "payment.retryable": "true" }),
+      payment(55, { "payment.final_status": "declined", "payment.failure_reason": "insufficient_funds" }),
+    ]);
+    assert.deepEqual(r.paymentFlow.outcomes, { held: 1, retryable: 2, declined: 1 });
+  });
+
   it("summarises the payment flow, its outcomes (held = declined for fraud review) and holds it against the monitors", () => {
     const spans = [
       payment(100, { "payment.final_status": "completed" }),

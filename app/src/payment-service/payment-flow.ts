@@ -314,7 +314,11 @@ async function decline(
   tx: TransactionRecord,
   declined: PaymentDeclined,
 ): Promise<PaymentOutcome> {
-  setTags(span, { [TAGS.failureReason]: declined.reason, [TAGS.finalStatus]: "declined" });
+  setTags(span, {
+    [TAGS.failureReason]: declined.reason,
+    [TAGS.finalStatus]: "declined",
+    [TAGS.retryable]: declined.retryable ? true : undefined,
+  });
   const outcome = declineOutcome(declined, tx.id);
   if (declined.retryable) {
     deps.logger.info({ transaction_id: tx.id, reason: declined.reason, retryable: true }, "payment declined");
