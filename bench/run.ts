@@ -10,16 +10,17 @@
  * configuration's requests failed, an error was logged, a service died or the ledger does not add up.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import os from "node:os";
 import path from "node:path";
 import { CONFIGS, configById, PREVIOUS } from "./lib/configs";
 import { runPaymentLoad } from "./lib/load";
-import { preparePrevious, type PreviousBuild } from "./lib/previous";
+import { preparePrevious } from "./lib/previous";
 import { renderProfiles } from "./lib/profile";
 import { renderReport, type RunInfo } from "./lib/report";
 import { machineBusyMs, openStand, processCpuMs, startPair, type ServicePair, type Stand } from "./lib/stand";
 
-export const DEFAULTS = {
+const DEFAULTS = {
   rounds: 5,
   /** Seconds of measured load per round (after 1 s of unmeasured load: pools reconnect). */
   seconds: 5,
@@ -34,24 +35,20 @@ export const DEFAULTS = {
   database: "payments_bench",
   out: path.join(__dirname, "results/latest.md"),
 };
-export type BenchOptions = typeof DEFAULTS;
-/** --profile: one round of 10 s, untraced and traced, each service under node --cpu-prof. */
-const PROFILE_DEFAULTS: BenchOptions = { ...DEFAULTS, rounds: 1, seconds: 10, configs: "untraced,traced" };
+type BenchOptions = typeof DEFAULTS;
 
-export function parseOptions(argv: readonly string[], defaults = DEFAULTS): BenchOptions {
-  const options = { ...defaults };
-  for (let i = 0; i < argv.length; i++) {
-    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
-    if (!match) throw new Error(`unexpected argument ${argv[i]}`);
-    const key = match[1].replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof BenchOptions;
-    if (!(key in options)) throw new Error(`unknown option --${match[1]}`);
-    const value = match[2] ?? argv[++i];
-    if (value === undefined) throw new Error(`--${match[1]} needs a value`);
-    if (typeof defaults[key] === "number") {
-      const n = Number(value);
-      if (!Number.isFinite(n) || n < 1) throw new Error(`--${match[1]} must be a number ≥ 1, got ${value}`);
-      (options[key] as number) = n;
-    } else (options[key] as string) = value;
+/** `--kebab-case value` for each default; --profile: one round of 10 s, untraced and traced, under node --cpu-prof. */
+function parseOptions(argv: string[]): BenchOptions & { profile: boolean } {
+  const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const names = Object.fromEntries(Object.keys(DEFAULTS).map((key) => [kebab(key), { type: "string" as const }]));
+  const { values } = parseArgs({ args: argv, options: { ...names, profile: { type: "boolean" } } });
+  const options = { ...DEFAULTS, ...(values.profile ? { rounds: 1, seconds: 10, configs: "untraced,traced" } : {}), profile: values.profile === true };
+  for (const key of Object.keys(DEFAULTS) as (keyof BenchOptions)[]) {
+    const value = (values as Record<string, unknown>)[kebab(key)];
+    if (typeof value !== "string") continue;
+    if (typeof DEFAULTS[key] === "string") (options[key] as string) = value;
+    else if (Number(value) >= 1) (options[key] as number) = Number(value);
+    else throw new Error(`--${kebab(key)} must be a number ≥ 1, got ${value}`);
   }
   options.configs.split(",").forEach(configById);
   return options;
@@ -84,18 +81,15 @@ async function measure(stand: Stand, pair: ServicePair, config: string, index: n
   // and counting them against the roots received cancels that lag.
   const rootsAll = roots.reduce((s, [, v]) => s + v, 0);
   const errors = pair.payment.errorLines + pair.fraud.errorLines - errors0;
-  const problems = errors > 0 ? [`${config} round ${index}: ${errors} error log line(s)`] : [];
+  const problems = errors > 0 ? [`${config} round ${index}: ${errors} error log line(s), the last: ${pair.payment.lastError || pair.fraud.lastError}`] : [];
   for (const s of [pair.payment, pair.fraud]) if (!s.alive()) problems.push(`${config}: ${s.running.service} exited:\n${s.tail}`);
   return {
-    config,
-    index,
+    config, index,
     /** The measured phase, µs of the monotonic clock (what --cpu-prof stamps samples with). */
     window: { from, to },
     payments: n,
     cpuMsPerPayment: { payment: cpu.payment / n, fraud: cpu.fraud / n },
-    throughput: result.throughput,
-    p50: result.p50,
-    p99: result.p99,
+    throughput: result.throughput, p50: result.p50, p99: result.p99,
     spansPerPayment: traces.spans / rootsAll,
     /** Per "<service> <name>": spans per payment and their mean duration. */
     spans: Object.fromEntries(Object.entries(traces.spansByName).map(([k, v]) => [k, { count: v / rootsAll, meanMs: traces.msByName[k] / v }])),
@@ -110,15 +104,13 @@ async function measure(stand: Stand, pair: ServicePair, config: string, index: n
 }
 
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
-  const profiling = argv.includes("--profile");
-  const options = parseOptions(argv.filter((a) => a !== "--profile"), profiling ? PROFILE_DEFAULTS : DEFAULTS);
+  const options = parseOptions(process.argv.slice(2));
   const started = Date.now();
   const configs = options.configs.split(",").map(configById);
   const loadAverageAtStart = os.loadavg();
-  const previous: PreviousBuild | undefined = configs.some((c) => c.build === "previous") ? preparePrevious(options.previous, log) : undefined;
-  const profileDir = profiling ? mkdtempSync(path.join(os.tmpdir(), "payments-apm-profiles-")) : "";
+  const previous = configs.some((c) => c.build === "previous") ? preparePrevious(options.previous, log) : undefined;
+  const profileDir = options.profile ? mkdtempSync(path.join(os.tmpdir(), "payments-apm-profiles-")) : "";
   const fits = (seconds: number) => Date.now() + seconds * 1000 <= started + options.budget * 1000;
 
   const runId = Date.now().toString(36);
@@ -128,19 +120,21 @@ async function main(): Promise<void> {
   const problems: string[] = [];
   /** Requests by configuration (a 402 fraud_review when fraud-service's 200 ms Redis deadline passes on a starved machine). */
   const requests = new Map(configs.map((c) => [c.id, { failed: 0, total: 0 }]));
-  const count = (config: string, r: { failed: number; ok2xx?: number; answered2xx?: number }) => {
-    requests.get(config)!.failed += r.failed;
-    requests.get(config)!.total += r.failed + (r.ok2xx ?? r.answered2xx ?? 0);
-  };
   let answered = 0;
+  const count = (config: string, failed: number, ok: number) => {
+    requests.get(config)!.failed += failed;
+    requests.get(config)!.total += failed + ok;
+    answered += ok;
+  };
   let stopped: string | undefined;
+  const verification: { user: number; service: number }[] = [];
   try {
     // Started three at a time (starting is slow on a busy machine), warmed one after the other.
     for (let i = 0; i < configs.length; i += 3) {
       const batch = configs.slice(i, i + 3);
       const starts = await Promise.allSettled(
         batch.map((c) =>
-          startPair(stand, c, c.build === "previous" ? previous! : {}, profiling ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(profileDir, c.id)} --cpu-prof-interval=500` } : {}),
+          startPair(stand, c, c.build === "previous" ? previous! : {}, options.profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(profileDir, c.id)} --cpu-prof-interval=500` } : {}),
         ),
       );
       starts.forEach((s, k) => s.status === "fulfilled" && pairs.set(batch[k].id, s.value));
@@ -154,10 +148,9 @@ async function main(): Promise<void> {
         if (!fits(2)) throw new Error(`the --budget of ${options.budget} s ran out while warming ${config.id}`);
         const warm = await runPaymentLoad({ url: pair.payment.running.url, connections: options.connections, seconds: 2, wallets: options.wallets, keyPrefix: `bench-${runId}-${config.id}-warm${step}` });
         done += warm.ok2xx;
-        answered += warm.ok2xx;
-        count(config.id, warm);
+        count(config.id, warm.failed, warm.ok2xx);
       }
-          log(`bench: ${config.id} started and warmed`);
+      log(`bench: ${config.id} started and warmed`);
     }
     for (let index = 1; index <= options.rounds && !stopped; index++) {
       for (const config of configs) {
@@ -167,20 +160,20 @@ async function main(): Promise<void> {
         }
         const round = await measure(stand, pairs.get(config.id)!, config.id, index, options, `bench-${runId}-${config.id}-${index}`);
         rounds.push(round);
-        answered += round.answered2xx;
         problems.push(...round.problems);
-        count(config.id, round);
+        count(config.id, round.failed, round.answered2xx);
         log(`  round ${index} ${config.id.padEnd(17)} ${round.throughput.toFixed(0).padStart(5)}/s  ` +
           `cpu ${(round.cpuMsPerPayment.payment + round.cpuMsPerPayment.fraud).toFixed(3)} ms/payment  ` +
           `load ${round.machine.loadAverage.toFixed(1)}, other processes ${round.machine.otherCores.toFixed(2)} cores`);
       }
+      if (!stopped) verification.push(await stand.verificationCpuUs());
     }
     // The pids, before the pairs stop (the profiles are written at exit).
     const pids = new Map([...pairs].map(([id, p]) => [id, { payment: p.payment.running.child.pid!, fraud: p.fraud.running.child.pid! }]));
     await Promise.all([...pairs.values()].map((p) => p.stop()));
     pairs.clear();
     problems.push(...(await stand.audit(answered)).map((p) => `ledger: ${p}`));
-    if (profiling) {
+    if (options.profile) {
       process.stdout.write(`${renderProfiles(profileDir, rounds, pids)}\nRaw profiles: ${profileDir}\n`);
       return;
     }
@@ -191,14 +184,7 @@ async function main(): Promise<void> {
 
   // More than 1 % of a configuration's requests failing makes its figures meaningless.
   for (const [id, r] of requests) if (r.failed > 0.01 * r.total) problems.push(`${id}: ${r.failed} of ${r.total} requests failed`);
-  const info: RunInfo = {
-    started,
-    loadAverageAtStart,
-    options,
-    previous,
-    configs,
-    stopped,
-    problems,
+  const info: RunInfo = { started, loadAverageAtStart, options, previous, configs, stopped, verification, problems,
     failed: [...requests].filter(([, r]) => r.failed > 0).map(([id, r]) => `${id} ${r.failed} of ${r.total}`),
   };
   const page = renderReport(info, rounds);
@@ -211,9 +197,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module) {
-  main().catch((error: Error) => {
-    log(`bench: ${error.stack ?? error.message}`);
-    process.exit(1);
-  });
-}
+main().catch((error: Error) => {
+  log(`bench: ${error.stack ?? error.message}`);
+  process.exit(1);
+});

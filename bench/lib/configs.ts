@@ -55,25 +55,23 @@ export const CONFIGS: readonly BenchConfig[] = [
       noop(PERF, "elapsedMs(start)", "return 0;"),
     ] }),
   variant("cut-stats", "client-side stats", "cut",
-    "DD_TRACE_STATS_COMPUTATION_ENABLED=true: the tracer computes the trace metrics itself and drops sampled-out " +
-    "traces instead of serialising them. Payment traces are all kept by rule, so only other traces could be saved; " +
-    "the agent must then be told not to compute the stats again (it honours the Datadog-Client-Computed-Stats header).",
+    "DD_TRACE_STATS_COMPUTATION_ENABLED=true: the tracer computes the trace metrics and drops sampled-out traces " +
+    "unserialised (payment traces are all kept by rule); the agent then skips its own (Datadog-Client-Computed-Stats).",
     { env: { DD_TRACE_STATS_COMPUTATION_ENABLED: "true" } }),
   variant("cut-integrations", "net and dns integrations off", "cut",
-    "DD_TRACE_{NET,DNS}_ENABLED=false: no tcp.connect / dns.lookup spans and no hooks on those modules (fs is off by " +
-    "default); no business span or monitored span depends on them (a slow connect still shows as a gap in pg.query).",
+    "DD_TRACE_{NET,DNS}_ENABLED=false: no tcp.connect / dns.lookup spans or hooks; no business or monitored span " +
+    "depends on them (a slow connect still shows as a gap in pg.query).",
     { env: { DD_TRACE_NET_ENABLED: "false", DD_TRACE_DNS_ENABLED: "false" } }),
   variant("cut-encoder", "v0.5 encoder", "cut",
     "DD_TRACE_AGENT_PROTOCOL_VERSION=0.5: the agent's string-table format, fewer bytes to encode and send.",
     { env: { DD_TRACE_AGENT_PROTOCOL_VERSION: "0.5" } }),
   variant("cut-db-wrapper", "no database.query wrapper spans", "cut",
-    "Statements go straight to pg.query (3 spans fewer per payment). The database p95 monitor queries " +
-    "trace.database.query; kept, it would have to query the pg.query spans' trace metrics (service-entry spans of " +
-    "payment-service-postgres) instead, and lose the short operation name as resource.",
+    "Statements go straight to pg.query (3 spans fewer per payment); kept, the database p95 monitor would query " +
+    "the pg.query spans' trace metrics instead of trace.database.query, without the short operation name.",
     { patches: [noop("ledger/db.js", "dbQuery(pool, operation, text, values = [])", "return pool.query(text, values);")] }),
   variant("cut-tags", "no detail tags", "cut",
-    "The app's detail tags (DETAIL_TAGS: scores, validation results, db.operation / db.row_count; ~19 keys) not set; " +
-    "business tags the dashboard and the sampling rules use stay.",
+    "DETAIL_TAGS (scores, validation results, db.operation / db.row_count; ~19 keys) not set; the business tags " +
+    "the dashboard and the sampling rules use stay.",
     { patches: [noop("tracing/spans.js", "setTags(span, tags)",
       "const detail = (globalThis.benchDetail ??= new Set(Object.values(require(\"./conventions\").DETAIL_TAGS)));\n" +
       "    tags = Object.fromEntries(Object.entries(tags).filter(([k]) => !detail.has(k)));")] }),

@@ -18,6 +18,8 @@ export interface RunInfo {
   readonly previous?: PreviousBuild;
   readonly configs: readonly BenchConfig[];
   readonly stopped?: string;
+  /** Per round, CPU µs of one verification in the bench process (ES256 user token, RS256 ServiceAccount token). */
+  readonly verification: { user: number; service: number }[];
   readonly problems: string[];
   /** "<config> <failed> of <total>" for each configuration with failed requests. */
   readonly failed: string[];
@@ -116,31 +118,31 @@ export function renderReport(info: RunInfo, rounds: readonly Round[]): string {
   }
 
   const variants = (kind: "cost" | "cut") => (has("traced") ? info.configs.filter((c) => c.variant?.kind === kind) : []);
-  if (variants("cost").length) {
-    lines.push("| what it costs per payment, traced (traced − traced without it, per-round pairs) | CPU ms (payment + fraud) | traced ÷ without it, payments/s | verdict |", "|---|---|---|---|");
-    for (const c of variants("cost")) {
-      const part = (value: (r: Round) => number) => fmt(diff("traced", c.id, value).median, 3);
-      lines.push(
-        `| ${c.title} | ${show(diff("traced", c.id), 3)} (${part((r) => r.cpuMsPerPayment.payment)} + ${part((r) => r.cpuMsPerPayment.fraud)}) | ` +
-          `${show(ratio("traced", c.id, (r) => r.throughput), 2)} | ${judgeCost(diff("traced", c.id))} |`,
-      );
+  for (const [kind, heading, rule] of [
+    ["cost", "what it costs per payment | CPU ms, traced − traced without it (payment + fraud) | traced ÷ without it, payments/s", "A feature costs CPU only when every round says so; a negative cost in every round is noise."],
+    ["cut", "candidate cut | CPU ms, cut − traced (payment + fraud) | cut ÷ traced, payments/s", "A cut is kept only when every round saved CPU; what each changes: bench/lib/configs.ts."],
+  ] as const) {
+    if (!variants(kind).length) continue;
+    lines.push(`| ${heading} | verdict |`, "|---|---|---|---|");
+    for (const c of variants(kind)) {
+      const [a, b] = kind === "cost" ? ["traced", c.id] : [c.id, "traced"];
+      const part = (value: (r: Round) => number) => fmt(diff(a, b, value).median, 3);
+      lines.push(`| ${c.title} | ${show(diff(a, b), 3)} (${part((r) => r.cpuMsPerPayment.payment)} + ${part((r) => r.cpuMsPerPayment.fraud)}) | ` +
+        `${show(ratio(a, b, (r) => r.throughput), 2)} | ${kind === "cost" ? judgeCost(diff(a, b)) : judgeCut(diff(a, b))} |`);
     }
-    lines.push("", "A feature costs CPU only when every round says so; a negative cost in every round is noise.", "");
-    if (has("no-verify")) {
-      const auth = (r: Round) => ["payment-service user.authentication", "fraud-service service.authentication"].reduce((s, k) => s + (r.spans[k]?.meanMs ?? Number.NaN), 0);
-      lines.push(`Wall time of the two authentication spans per payment (verification included, waits for a core too): ` +
-        `${show(figure(of("traced", auth)), 3)} ms with verification, ${show(figure(of("no-verify", auth)), 3)} ms decoding only.`, "");
-    }
-  }
-  if (variants("cut").length) {
-    lines.push("| candidate cut | CPU ms / payment vs traced (per-round pairs) | payments/s vs traced | verdict |", "|---|---|---|---|");
-    for (const c of variants("cut")) {
-      const saving = diff(c.id, "traced");
-      lines.push(`| ${c.title} | ${show(saving, 3)} | ×${show(ratio(c.id, "traced", (r) => r.throughput), 2)} | ${judgeCut(saving)} |`);
-    }
-    lines.push("", "A cut is kept only when every round saved CPU; what each changes: bench/lib/configs.ts.", "");
+    lines.push("", rule, "");
   }
   for (const c of variants("cost")) lines.push(`- **${c.title}**: ${c.variant!.note}`);
+  if (info.verification.length) {
+    const us = (value: (v: { user: number; service: number }) => number) => show(figure(info.verification.map(value)), 0);
+    lines.push("", `Token verification alone, CPU µs in the bench process (Node ${process.versions.node}) with the services' verifiers (app/src/auth), per round: ` +
+      `ES256 user token ${us((v) => v.user)} + RS256 ServiceAccount token ${us((v) => v.service)} = ${us((v) => v.user + v.service)} per payment.`);
+  }
+  if (has("no-verify") && has("traced")) {
+    const auth = (r: Round) => ["payment-service user.authentication", "fraud-service service.authentication"].reduce((sum, k) => sum + (r.spans[k]?.meanMs ?? Number.NaN), 0);
+    lines.push("", `Wall time of the two authentication spans per payment (verification included, waits for a core too): ` +
+      `${show(figure(of("traced", auth)), 3)} ms with verification, ${show(figure(of("no-verify", auth)), 3)} ms decoding only.`);
+  }
 
   const load = (value: (r: Round) => number) => show(figure(rounds.map(value)), 2);
   const spans = rounds.find((r) => r.config === "traced")?.spans ?? {};

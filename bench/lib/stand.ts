@@ -16,16 +16,15 @@ import { auditLedger, snapshotLedger } from "../../app/test/support/ledger-audit
 import { clusterIssuer, identity, serviceTokenFile } from "../../app/test/support/identity";
 import { ensureBuilt, renderedEnv, startService, testEnv, type RunningService } from "../../app/test/support/services";
 import { TlsServers } from "../../app/test/support/tls-servers";
+import { serviceTokenVerifier } from "../../app/src/auth/service-tokens";
+import { userTokenVerifier } from "../../app/src/auth/user-tokens";
 import type { BenchConfig } from "./configs";
 import type { IntakeCounts } from "./intake-process";
 
 export const walletId = (i: number) => `bench_${i}`;
 
 /** `Authorization` of each wallet's owner, by wallet index, signed before the load. */
-const authorizations: string[] = [];
-export function authorizationFor(index: number): string {
-  return authorizations[index];
-}
+export const authorizations: string[] = [];
 
 /**
  * The database with the app's migrations and `count` wallets, all enterprise tier
@@ -90,13 +89,16 @@ export function machineBusyMs(): number {
 /** One service process: its CPU time, and its error lines counted (the launcher's parsing of every line would cost the bench CPU). */
 export class BenchService {
   errorLines = 0;
+  lastError = "";
   tail = "";
 
   constructor(readonly running: RunningService) {
     for (const stream of [running.child.stdout, running.child.stderr]) {
       stream?.removeAllListeners("data");
       stream?.on("data", (chunk: Buffer | string) => {
-        this.errorLines += String(chunk).split('"level":"error"').length - 1;
+        const errors = String(chunk).split("\n").filter((line) => line.includes('"level":"error"'));
+        this.errorLines += errors.length;
+        this.lastError = errors.at(-1)?.slice(0, 300) ?? this.lastError;
         this.tail = (this.tail + String(chunk)).slice(-3000);
       });
     }
@@ -127,7 +129,14 @@ export async function openStand(database: string, wallets: number) {
     clusterIssuer(),
   ]);
   for (let i = 1; i <= wallets; i++) authorizations[i] = await users.bearer(walletId(i));
-  const tokenFile = await serviceTokenFile(fraud.SERVICE_AUTH_SUBJECTS.split(",")[0], fraud.SERVICE_AUTH_AUDIENCE);
+  const subject = fraud.SERVICE_AUTH_SUBJECTS.split(",")[0];
+  const tokenFile = await serviceTokenFile(subject, fraud.SERVICE_AUTH_AUDIENCE);
+  // The services' own verifiers, in this process, for the micro-benchmark of verificationCpuUs.
+  const settings = (env: Record<string, string>, prefix: string) =>
+    ({ issuer: env[`${prefix}_ISSUER`], audience: env[`${prefix}_AUDIENCE`], jwksUrl: env[`${prefix}_JWKS_URL`], clockToleranceSeconds: 30, cooldownMs: 30_000, cacheMaxAgeMs: 600_000, timeoutMs: 2_000 });
+  const verifyUser = userTokenVerifier(settings(users.userAuthEnv(), "AUTH"));
+  const verifyService = serviceTokenVerifier(settings({ ...fraud, ...cluster.serviceAuthEnv() }, "SERVICE_AUTH"), [subject]);
+  const serviceToken = readFileSync(tokenFile.path, "utf8").trim();
   return {
     servers,
     db,
@@ -136,6 +145,20 @@ export async function openStand(database: string, wallets: number) {
       payment: { ...payment, ...users.userAuthEnv(), SERVICE_TOKEN_FILE: tokenFile.path },
       fraud: { ...fraud, ...cluster.serviceAuthEnv() },
     } as Record<"payment" | "fraud", Record<string, string>>,
+    /**
+     * CPU µs of one verification, each verifier `n` times after a first call (keys fetched):
+     * the user's ES256 access token (payment-service) and payment-service's RS256 ServiceAccount token (fraud-service).
+     */
+    async verificationCpuUs(n = 1000) {
+      const cpu = async (verify: () => Promise<unknown>) => {
+        await verify();
+        const before = process.cpuUsage();
+        for (let i = 0; i < n; i++) await verify();
+        const { user, system } = process.cpuUsage(before);
+        return (user + system) / n;
+      };
+      return { user: await cpu(() => verifyUser(authorizations[1].slice("Bearer ".length))), service: await cpu(() => verifyService(serviceToken)) };
+    },
     /** The money invariants of app/test/support/ledger-audit.ts, and every 2xx answer a completed payment. */
     async audit(answered2xx: number) {
       const { violations, completed } = await auditLedger(db.pool, opening);
@@ -149,18 +172,14 @@ export async function openStand(database: string, wallets: number) {
   };
 }
 
-/** Another compiled app/ and its Node binary (the previous runtime); this build by default. */
-export interface Build {
-  readonly appDir?: string;
-  readonly node?: string;
-}
-
 /**
  * fraud-service, then payment-service pointed at it, for `config`: the rendered prod env on
  * loopback (the launcher's testEnv) with the tracer's own flush schedule restored (the tests
  * flush each trace at once), TLS on or off, the configuration's env and its source patches.
+ * `build`: another compiled app/ and its Node binary (the previous runtime); this build by default.
+ * A service that fails to start throws; the launcher kills what it started when the process exits.
  */
-export async function startPair(stand: Stand, config: BenchConfig, build: Build, extra: Record<string, string> = {}) {
+export async function startPair(stand: Stand, config: BenchConfig, build: { appDir?: string; node?: string }, extra: Record<string, string> = {}) {
   const patchEnv: Record<string, string> = {};
   if (config.patches?.length) {
     const file = path.join(os.tmpdir(), `payments-apm-bench-${process.pid}-${config.id}.json`);
@@ -184,19 +203,12 @@ export async function startPair(stand: Stand, config: BenchConfig, build: Build,
   // The previous runtime reads no REDIS_PASSWORD: ioredis takes it from the URL.
   if (config.build === "previous") redis.REDIS_URL = redis.REDIS_URL.replace("//", `//:${redis.REDIS_PASSWORD}@`);
   const fraud = await start("fraud", { ...redis, REDIS_KEY_PREFIX: `bench:${config.id}:`, REDIS_KEY_SECRET: "bench-redis-key-secret-0123456789abcdef" });
-  let payment: BenchService;
-  try {
-    payment = await start("payment", { ...stand.db.env, ...stand.servers.pgEnv(config.tls), FRAUD_SERVICE_URL: fraud.running.url });
-  } catch (error) {
-    await fraud.running.stop("SIGTERM", 10_000);
-    throw error;
-  }
+  const payment = await start("payment", { ...stand.db.env, ...stand.servers.pgEnv(config.tls), FRAUD_SERVICE_URL: fraud.running.url });
   return {
     fraud,
     payment,
     async stop() {
-      await payment.running.stop("SIGTERM", 10_000);
-      await fraud.running.stop("SIGTERM", 10_000);
+      for (const s of [payment, fraud]) await s.running.stop("SIGTERM", 10_000);
     },
   };
 }

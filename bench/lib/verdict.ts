@@ -18,8 +18,6 @@ export interface Figure {
   readonly rounds: number;
 }
 
-export type Verdict = "met" | "not met" | "undecided";
-
 export interface Goal {
   readonly target: number;
   /** "max": the figure must stay at or below the target; "min": at or above it. */
@@ -29,7 +27,7 @@ export interface Goal {
 }
 
 export interface Judgement {
-  readonly verdict: Verdict;
+  readonly verdict: "met" | "not met" | "undecided";
   /** Why it is undecided (or "noise"), for the page. */
   readonly reason?: string;
 }
