@@ -17,6 +17,7 @@ import { FraudStandIn } from "./support/fraud-stand-in";
 import { identity } from "./support/identity";
 import { freePort } from "./support/private-servers";
 import { renderedEnv, runToExit, testEnv, type RunningService } from "./support/services";
+import { TraceIntake } from "./support/trace-intake";
 import { onlySpan, tagged, waitForTrace } from "./support/traces";
 
 
@@ -125,6 +126,33 @@ describe("service lifecycle", function () {
       assert.deepEqual(payments.map((s) => s.meta[TAGS.finalStatus]), ["completed", "completed"]);
     } finally {
       await standIn.close();
+    }
+  });
+
+  it("on SIGTERM waits for the trace payloads already on their way to a slow Agent", async function () {
+    this.timeout(60_000);
+    // Each trace is sent as soon as it ends (the tests' flush interval 0) to an Agent that
+    // answers 50 ms late: when the signal comes, the last payloads are sent, not buffered.
+    const slowAgent = await TraceIntake.start({ traceAnswerDelayMs: 50 });
+    try {
+      const service = await startPaymentService({ ...env, intake: slowAgent }, { FRAUD_SERVICE_URL: env.fraud.url });
+      const receiver = await createWallet(env.db.pool, "inflight_receiver", { balance: 0 });
+      const senders = await Promise.all(Array.from({ length: 20 }, () => createWallet(env.db.pool, "inflight_sender", { balance: 10_000 })));
+      const answers = await Promise.all(
+        senders.map((sender) =>
+          postPayment(service, { sender_id: sender, receiver_id: receiver, amount: 100, currency: "USD", payment_method_type: "wallet" }),
+        ),
+      );
+      assert.deepEqual(answers.map((a) => a.status), senders.map(() => 201));
+
+      service.child.kill("SIGTERM");
+      assert.equal(await service.exited, 0);
+      const abandoned = slowAgent.requests().filter((r) => r.status === "abandoned");
+      assert.deepEqual(abandoned.map((r) => r.path), [], "no payload left unanswered by the exit");
+      const payments = slowAgent.spans().filter((s) => s.name === SPANS.processPayment && senders.includes(s.meta[TAGS.senderId]));
+      assert.deepEqual(payments.map((s) => s.meta[TAGS.senderId]).sort(), [...senders].sort(), "every payment's trace was delivered");
+    } finally {
+      await slowAgent.close();
     }
   });
 

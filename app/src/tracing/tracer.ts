@@ -39,26 +39,81 @@ export { tracer };
 export type Span = tracer.Span;
 export type SpanContext = tracer.SpanContext;
 
-interface FlushableExporter {
+/** The agent writer's send of one encoded payload; `done` runs on the answer, or once dd-trace's retries gave up. */
+type SendPayload = (data: unknown, count: number, done?: (...args: unknown[]) => void, ...rest: unknown[]) => void;
+
+interface AgentExporter {
   flush(done: () => void): void;
+  _writer?: { _sendPayload?: SendPayload };
+}
+
+function agentExporter(): Partial<AgentExporter> | undefined {
+  return (tracer as unknown as { _tracer?: { _exporter?: Partial<AgentExporter> } })._tracer?._exporter;
+}
+
+/** Trace payloads handed to the HTTP client and not yet answered (nor given up on). */
+let payloadsInFlight = 0;
+const whenIdle = new Set<() => void>();
+
+function payloadSettled(): void {
+  payloadsInFlight -= 1;
+  if (payloadsInFlight === 0) for (const resolve of [...whenIdle]) resolve();
 }
 
 /**
- * Sends every finished span still buffered, for graceful shutdown. dd-trace (6.21 as 5.x)
- * only flushes on `beforeExit`, which an explicit `process.exit` skips, and has no public
- * trace flush: reach its agent exporter, and settle after `timeoutMs` whatever happens.
+ * Counts the payloads the exporter sends until they are answered. dd-trace's flush only
+ * sends what is still buffered: a payload already on its way (sent by the flush timer, or
+ * at once with DD_TRACE_FLUSH_INTERVAL=0, or queued behind a slow Agent) is not waited for,
+ * and `process.exit` would drop it with the last traces. `flushTracer` waits for these too.
+ */
+function trackPayloadsInFlight(): void {
+  const writer = agentExporter()?._writer;
+  const send = writer?._sendPayload;
+  if (!writer || typeof send !== "function") return;
+  writer._sendPayload = function (data, count, done, ...rest) {
+    payloadsInFlight += 1;
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      payloadSettled();
+    };
+    try {
+      send.call(this, data, count, (...args: unknown[]) => {
+        settle();
+        done?.(...args);
+      }, ...rest);
+    } catch (error) {
+      settle();
+      throw error;
+    }
+  };
+}
+
+trackPayloadsInFlight();
+
+/**
+ * Sends every finished span still buffered and waits for every payload already on its way,
+ * for graceful shutdown. dd-trace (6.21 as 5.x) only flushes on `beforeExit`, which an
+ * explicit `process.exit` skips, and has no public trace flush: reach its agent exporter,
+ * and settle after `timeoutMs` whatever happens.
  */
 export function flushTracer(timeoutMs: number): Promise<void> {
-  const exporter = (tracer as unknown as { _tracer?: { _exporter?: Partial<FlushableExporter> } })
-    ._tracer?._exporter;
+  const exporter = agentExporter();
   if (typeof exporter?.flush !== "function") return Promise.resolve();
   const flush = exporter.flush.bind(exporter);
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      whenIdle.delete(idle);
+      resolve();
+    };
+    const idle = () => done();
+    const timer = setTimeout(done, timeoutMs);
     timer.unref();
     flush(() => {
-      clearTimeout(timer);
-      resolve();
+      if (payloadsInFlight === 0) done();
+      else whenIdle.add(idle);
     });
   });
 }

@@ -68,8 +68,8 @@ export interface IntakeRequest {
   headers: http.IncomingHttpHeaders;
   body: Buffer;
   receivedAt: number;
-  /** Status answered, or `"blackholed"` when no answer will ever come. */
-  status: number | "blackholed";
+  /** Status answered; `"blackholed"` when no answer will ever come; `"abandoned"` when the sender left before a delayed answer. */
+  status: number | "blackholed" | "abandoned";
 }
 
 export interface TraceIntakeOptions {
@@ -89,6 +89,13 @@ export interface TraceIntakeOptions {
    * its payload is decoded; the file is created (or truncated) at start. Default: none.
    */
   captureFile?: string;
+  /**
+   * A slow Agent: each trace submission is decoded, kept and answered this many ms after it
+   * arrived. One whose sender went away in the meantime (a process that exited) is dropped
+   * unanswered, status `"abandoned"`: what the sender did not wait for is not delivered.
+   * Default 0 (at once).
+   */
+  traceAnswerDelayMs?: number;
 }
 
 const TRACE_PATHS: Record<string, CapturedPayload["version"]> = {
@@ -123,6 +130,7 @@ export class TraceIntake {
   private readonly defaultTimeoutMs: number;
   private readonly capture: boolean;
   private readonly captureFd: number | undefined;
+  private readonly traceAnswerDelayMs: number;
   private readonly sockets = new Set<Socket>();
   private readonly waiters = new Set<Waiter>();
   private capturedPayloads: CapturedPayload[] = [];
@@ -140,6 +148,7 @@ export class TraceIntake {
     this.rateByService = opts.rateByService ?? {};
     this.defaultTimeoutMs = opts.defaultTimeoutMs ?? 5000;
     this.capture = opts.capture ?? true;
+    this.traceAnswerDelayMs = opts.traceAnswerDelayMs ?? 0;
     this.captureFd = opts.captureFile === undefined ? undefined : fs.openSync(opts.captureFile, "w");
     server.on("connection", (socket) => {
       this.sockets.add(socket);
@@ -330,12 +339,24 @@ export class TraceIntake {
         this.notify();
         return; // hold the request: the socket is only ever destroyed by close()
       }
-      const { status, type, payload } = this.currentMode === "refuse" ? refused() : this.route(record);
-      record.status = status;
-      this.seenRequests.push(record);
-      res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(payload) });
-      res.end(payload);
-      this.notify();
+      const answer = () => {
+        if (this.closed) return;
+        if (res.destroyed || req.socket.destroyed) {
+          record.status = "abandoned";
+          this.seenRequests.push(record);
+          this.notify();
+          return;
+        }
+        const { status, type, payload } = this.currentMode === "refuse" ? refused() : this.route(record);
+        record.status = status;
+        this.seenRequests.push(record);
+        res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(payload) });
+        res.end(payload);
+        this.notify();
+      };
+      const isTrace = TRACE_PATHS[record.path.split("?")[0]] !== undefined;
+      if (isTrace && this.traceAnswerDelayMs > 0) setTimeout(answer, this.traceAnswerDelayMs);
+      else answer();
     });
   }
 
