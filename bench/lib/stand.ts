@@ -55,17 +55,12 @@ async function startIntakeProcess() {
   // It speaks only when spoken to, after its first message ("ready").
   const answer = async <T>() => ((await once(child, "message", { signal: AbortSignal.timeout(60_000) })) as T[])[0];
   const { url } = await answer<{ url: string }>();
+  const exited = once(child, "exit");
   return {
     url,
     pid: child.pid ?? 0,
     take: () => (child.send("take"), answer<IntakeCounts>()),
-    async close() {
-      const exited = child.exitCode === null ? once(child, "exit") : undefined;
-      if (child.connected) child.disconnect();
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    close: () => (child.kill(), exited),
   };
 }
 
