@@ -81,6 +81,7 @@ describe("stack config", () => {
         name: "payments",
         user: "payments",
         migrationUser: "payments_migrations",
+        workerUser: "payments_worker",
         poolMax: 10,
         migrations: { backoffLimit: 2, activeDeadlineSeconds: 600 },
         caBundle: minimal.database.caBundle,
