@@ -4,7 +4,7 @@
  * table, the JSON and the HTML page all render the `TraceReport` it returns.
  */
 import { FAILURE_REASONS, MEASURED_SPANS, PERFORMANCE_TAGS, SERVICES, SPANS, TAGS } from "../app/src/tracing/conventions";
-import { latencyStats, logHistogram, type HistogramBin, type LatencyStats } from "./stats";
+import { latencyStats, logHistogram, maxOf, type HistogramBin, type LatencyStats } from "./stats";
 import { tagOf, uniqueSpans, type SpanRecord } from "./spans";
 
 /** The stack's monitor thresholds (`payments-apm:monitors.*`). */
@@ -259,7 +259,7 @@ function slowestOperations(spans: readonly SpanRecord[], limit: number): SlowOpe
     .map((group) => {
       const { service, name, resource } = group[0];
       const total = group.reduce((sum, s) => sum + s.durationMs, 0);
-      return { service, name, resource, count: group.length, avgMs: total / group.length, maxMs: Math.max(...group.map((s) => s.durationMs)) };
+      return { service, name, resource, count: group.length, avgMs: total / group.length, maxMs: maxOf(group.map((s) => s.durationMs)) };
     })
     .sort((a, b) => b.avgMs - a.avgMs || b.count - a.count || a.name.localeCompare(b.name))
     .slice(0, limit);
@@ -287,7 +287,7 @@ function slowestTrace(spans: readonly SpanRecord[], payments: readonly SpanRecor
   const slowest = candidates.reduce((a, b) => (b.durationMs > a.durationMs ? b : a));
   const members = spans.filter((s) => s.traceId === slowest.traceId).sort((a, b) => a.startMs - b.startMs || b.durationMs - a.durationMs);
   const t0 = members[0].startMs;
-  const end = Math.max(...members.map((s) => s.startMs + s.durationMs));
+  const end = maxOf(members.map((s) => s.startMs + s.durationMs));
   const byId = new Map(members.map((s) => [s.spanId, s]));
   const depthOf = (s: SpanRecord): number => {
     let depth = 0;

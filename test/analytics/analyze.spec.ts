@@ -1,6 +1,8 @@
 import * as assert from "node:assert/strict";
 import { analyzeSpans, type MonitorThresholds, type ReportSource } from "../../analytics/analyze";
+import { renderHtml } from "../../analytics/html";
 import { renderText } from "../../analytics/text";
+import { reportOfCapture } from "../../scripts/traces-analyze";
 import type { SpanRecord } from "../../analytics/spans";
 import { parseSpansFile } from "../../analytics/spans-file";
 
@@ -127,5 +129,38 @@ describe("analytics: the capture file format (analytics/spans-file.ts)", () => {
     assert.equal(s.error, true);
     assert.throws(() => parseSpansFile(`${line}\n{"trace_id": 5, "duration": 1}`, "f.jsonl"), /f\.jsonl:2: trace_id must be a decimal string/);
     assert.throws(() => parseSpansFile("nope", "f.jsonl"), /f\.jsonl:1: not JSON/);
+  });
+});
+
+describe("analytics: a long capture (scripts/traces-analyze.ts, analytics/)", () => {
+  it("reports on 200,000 payment spans, more than a call takes arguments (a long demo's capture)", function () {
+    this.timeout(60_000);
+    const n = 200_000;
+    const spans: SpanRecord[] = [];
+    for (let i = 0; i < n; i++) {
+      spans.push({
+        traceId: String(i + 1),
+        spanId: String(i + 1),
+        parentId: "0",
+        service: "payment-service",
+        name: "payment.process_payment",
+        resource: "payment.process_payment",
+        startMs: 1_000 + i,
+        durationMs: 1 + (i % 997),
+        error: false,
+        meta: { "payment.final_status": "completed" },
+        metrics: {},
+      });
+    }
+    const r = reportOfCapture(spans, "big.jsonl", "prod");
+    assert.equal(r.paymentFlow.count, n);
+    assert.equal(r.paymentFlow.maxMs, 997);
+    let end = 0;
+    for (const s of spans) end = Math.max(end, s.startMs + s.durationMs);
+    assert.deepEqual([r.source.fromMs, r.source.toMs], [1_000, end]);
+    assert.equal(r.distribution.reduce((sum, b) => sum + b.count, 0), n);
+    assert.equal(r.slowestOperations[0].maxMs, 997);
+    assert.equal(r.slowestTrace?.durationMs, 997);
+    assert.match(renderHtml(r), /id="latency-distribution"/);
   });
 });
