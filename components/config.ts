@@ -533,8 +533,13 @@ export const stackConfigSchema = z
         brokerCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
         /** The nodes' addresses: the services reach the Agent on its hostPort there. */
         nodeCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
-        /** HTTPS (443) endpoints of the identity provider's and the cluster issuer's JWKS (or the egress proxy in front of them). */
-        jwksCidrs: z.array(ipv4Cidr()).default([]),
+        /**
+         * HTTPS (443) endpoints of the identity provider's and the cluster issuer's JWKS (or the
+         * egress proxy in front of them). Required: payment-service verifies every caller's token
+         * against auth.jwksUrl and fraud-service payment-service's against the cluster issuer's
+         * keys; the program has no other way to reach them, so without a CIDR every request fails.
+         */
+        jwksCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR: payment-service and fraud-service fetch the token signing keys (auth.jwksUrl, the cluster issuer's keys) over HTTPS, and authentication is mandatory"),
       })
       .strict(),
     /**
