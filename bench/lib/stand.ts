@@ -82,7 +82,7 @@ export function machineBusyMs(): number {
 }
 
 /** One service process: its CPU time, and its error lines counted (the launcher's parsing of every line would cost the bench CPU). */
-export class BenchService {
+class BenchService {
   errorLines = 0;
   lastError = "";
   tail = "";
