@@ -76,10 +76,9 @@ async function measure(stand: Stand, pair: ServicePair, config: string, index: n
   const busy = machineBusyMs() - before.busy;
   const traces = await stand.intake.take();
   const n = result.ok2xx;
-  const roots = Object.entries(traces.rootsByServicePriority).filter(([k]) => k.startsWith("payment-service:"));
   // Per payment-service root received: spans reach the intake up to a flush interval late,
   // and counting them against the roots received cancels that lag.
-  const rootsAll = roots.reduce((s, [, v]) => s + v, 0);
+  const rootsAll = traces.paymentRoots;
   const errors = pair.payment.errorLines + pair.fraud.errorLines - errors0;
   const problems = errors > 0 ? [`${config} round ${index}: ${errors} error log line(s), the last: ${pair.payment.lastError || pair.fraud.lastError}`] : [];
   for (const s of [pair.payment, pair.fraud]) if (!s.alive()) problems.push(`${config}: ${s.running.service} exited:\n${s.tail}`);
@@ -94,7 +93,7 @@ async function measure(stand: Stand, pair: ServicePair, config: string, index: n
     /** Per "<service> <name>": spans per payment and their mean duration. */
     spans: Object.fromEntries(Object.entries(traces.spansByName).map(([k, v]) => [k, { count: v / rootsAll, meanMs: traces.msByName[k] / v }])),
     /** Share of payment-service roots received with a keep priority. */
-    paymentRootsKept: roots.filter(([k]) => Number(k.split(":")[1]) > 0).reduce((s, [, v]) => s + v, 0) / rootsAll,
+    paymentRootsKept: traces.paymentRootsKept / rootsAll,
     /** 1-minute load average at the start; busy cores over the measured phase, and those not ours. */
     machine: { loadAverage, busyCores: busy / (result.seconds * 1000), otherCores: (busy - own) / (result.seconds * 1000) },
     answered2xx: warm.ok2xx + n,

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Client, Pool } from "pg";
@@ -347,6 +347,41 @@ describe("ledger migrations as the deploy runs them (migration role, runtime rol
       const after = await admin(async (c) => (await c.query(`SELECT user_id, balance::text FROM wallets ORDER BY 1`)).rows, database);
       assert.deepEqual(after, before, "no balance changed");
     });
+  });
+
+  it("grants the worker role the same when its grants migration runs again (idempotent)", async () => {
+    const database = await emptyDatabase("worker_again");
+    await migrate({ ...PG, user: MIGRATOR, database }, undefined, { runtimeRole: RUNTIME, workerRole: WORKER });
+    const grants = () =>
+      admin(async (c) => {
+        const q = async (sql: string) => (await c.query(sql, [[WORKER, RUNTIME]])).rows;
+        return {
+          tables: await q(`SELECT grantee, table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = ANY($1) ORDER BY 1, 2, 3`),
+          columns: await q(`SELECT grantee, table_name, column_name, privilege_type FROM information_schema.role_column_grants WHERE grantee = ANY($1) ORDER BY 1, 2, 3, 4`),
+          sequences: await q(`SELECT grantee, object_name, privilege_type FROM information_schema.role_usage_grants WHERE grantee = ANY($1) ORDER BY 1, 2, 3`),
+        };
+      }, database);
+    const first = await grants();
+    assert.deepEqual(first.tables.filter((g) => g.grantee === WORKER).map((g) => `${g.table_name}:${g.privilege_type}`), ["outbox:DELETE", "outbox:SELECT", "receipts:INSERT"]);
+    // Column grants beyond the table-level ones (information_schema lists those per column too).
+    const tableLevel = new Set(first.tables.filter((g) => g.grantee === WORKER).map((g) => `${g.table_name}:${g.privilege_type}`));
+    const columnOnly = first.columns.filter((g) => g.grantee === WORKER && !tableLevel.has(`${g.table_name}:${g.privilege_type}`));
+    assert.deepEqual(columnOnly.map((g) => `${g.table_name}.${g.column_name}:${g.privilege_type}`), [
+      "outbox.published_at:UPDATE",
+      "receipts.role:SELECT",
+      "receipts.transaction_id:SELECT",
+    ]);
+    assert.deepEqual(first.sequences.filter((g) => g.grantee === WORKER).map((g) => `${g.object_name}:${g.privilege_type}`), ["receipts_id_seq:USAGE"]);
+    assert.deepEqual(first.tables.filter((g) => g.grantee === RUNTIME && ["outbox", "receipts"].includes(g.table_name)), [], "the runtime role: nothing on outbox or receipts");
+    const migrator = new Client({ ...PG, user: MIGRATOR, database });
+    await migrator.connect();
+    try {
+      await migrator.query(`SELECT set_config('payments.runtime_role', $1, false), set_config('payments.worker_role', $2, false)`, [RUNTIME, WORKER]);
+      await migrator.query(readFileSync(path.join(APP_DIR, "migrations/010_worker_role_grants.sql"), "utf8"));
+    } finally {
+      await migrator.end();
+    }
+    assert.deepEqual(await grants(), first);
   });
 
   it("refuses a worker role that does not exist, is the runtime role or the migrating role, naming it", async () => {

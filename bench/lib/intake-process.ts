@@ -4,6 +4,7 @@
  * event-loop time from the load generator. It forgets each payload once counted and
  * answers the parent's "take" with the counts since the previous take.
  */
+import { HTTP_SERVER_SPAN, SERVICES } from "../../app/src/tracing/conventions";
 import { TraceIntake } from "../../app/test/support/trace-intake";
 
 export interface IntakeCounts {
@@ -11,11 +12,12 @@ export interface IntakeCounts {
   /** Spans by "<service> <name>", and their summed duration in ms. */
   spansByName: Record<string, number>;
   msByName: Record<string, number>;
-  /** Local root spans (fastify.request) by service and sampling priority: "payment-service:2". */
-  rootsByServicePriority: Record<string, number>;
+  /** payment-service's local root spans (fastify.request), and those with a keep priority. */
+  paymentRoots: number;
+  paymentRootsKept: number;
 }
 
-const empty = (): IntakeCounts => ({ spans: 0, spansByName: {}, msByName: {}, rootsByServicePriority: {} });
+const empty = (): IntakeCounts => ({ spans: 0, spansByName: {}, msByName: {}, paymentRoots: 0, paymentRootsKept: 0 });
 const add = (map: Record<string, number>, key: string, n = 1) => (map[key] = (map[key] ?? 0) + n);
 
 async function main(): Promise<void> {
@@ -26,7 +28,9 @@ async function main(): Promise<void> {
       counts.spans += 1;
       add(counts.spansByName, `${span.service} ${span.name}`);
       add(counts.msByName, `${span.service} ${span.name}`, span.duration / 1e6);
-      if (span.name === "fastify.request") add(counts.rootsByServicePriority, `${span.service}:${String(span.metrics._sampling_priority_v1 ?? "none")}`);
+      if (span.name !== HTTP_SERVER_SPAN || span.service !== SERVICES.payment) continue;
+      counts.paymentRoots += 1;
+      if (Number(span.metrics._sampling_priority_v1) > 0) counts.paymentRootsKept += 1;
     }
     intake.clear();
   };

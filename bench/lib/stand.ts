@@ -7,7 +7,7 @@
  */
 import { fork } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { SERVICES } from "../../app/src/tracing/conventions";
@@ -82,7 +82,7 @@ export function machineBusyMs(): number {
 }
 
 /** One service process: its CPU time, and its error lines counted (the launcher's parsing of every line would cost the bench CPU). */
-export class BenchService {
+class BenchService {
   errorLines = 0;
   lastError = "";
   tail = "";
@@ -199,6 +199,8 @@ export async function startPair(stand: Stand, config: BenchConfig, build: { appD
   if (config.build === "previous") redis.REDIS_URL = redis.REDIS_URL.replace("//", `//:${redis.REDIS_PASSWORD}@`);
   const fraud = await start("fraud", { ...redis, REDIS_KEY_PREFIX: `bench:${config.id}:`, REDIS_KEY_SECRET: "bench-redis-key-secret-0123456789abcdef" });
   const payment = await start("payment", { ...stand.db.env, ...stand.servers.pgEnv(config.tls), FRAUD_SERVICE_URL: fraud.running.url });
+  // Read once, as each service preloads: not needed once both run.
+  if (patchEnv.BENCH_SOURCE_PATCHES) rmSync(patchEnv.BENCH_SOURCE_PATCHES, { force: true });
   return {
     fraud,
     payment,

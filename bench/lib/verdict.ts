@@ -26,7 +26,7 @@ export interface Goal {
   readonly impossibleBeyond?: number;
 }
 
-export interface Judgement {
+interface Judgement {
   readonly verdict: "met" | "not met" | "undecided";
   /** Why it is undecided (or "noise"), for the page. */
   readonly reason?: string;

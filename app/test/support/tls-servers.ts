@@ -10,7 +10,7 @@ import { CertificateFactory, type CertificateAuthority } from "./certificates";
 import { PrivatePostgres, PrivateRedis, serverOwner } from "./private-servers";
 
 /** The AUTH token of both redis-servers (the program renders it from the secret payments-apm:redisAuthToken). */
-export const TLS_REDIS_PASSWORD = "redis-auth-token-for-tests-0123456789";
+const TLS_REDIS_PASSWORD = "redis-auth-token-for-tests-0123456789";
 
 export class TlsServers {
   private constructor(
