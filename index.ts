@@ -10,7 +10,7 @@ import { ApmSlos } from "./components/apm-slos";
 import { EksCluster } from "./components/cluster";
 import { loadConfig } from "./components/config";
 import { DatadogAgent } from "./components/datadog-agent";
-import { LedgerMigrations } from "./components/ledger-migrations";
+import { LEDGER_CA_DIR, LEDGER_CA_FILE, LedgerMigrations } from "./components/ledger-migrations";
 import { agentSamplers, TraceRetention } from "./components/sampling";
 import { paymentPolicyEnv, serviceAuthEnv, userAuthEnv } from "./components/auth";
 import { agentPodSelector, databaseClientWorkload, NetworkPolicies, paymentPathWorkloads, postProcessingWorkloads } from "./components/network-policies";
@@ -18,9 +18,6 @@ import { ServiceNamespace } from "./components/service-namespace";
 import { agentConnectionOf, SERVICE_TOKEN_PATH, viaHostPort, TracedService } from "./components/traced-service";
 
 const config = loadConfig();
-/** Where payment-service finds the database's CA bundle (a read-only ConfigMap volume). */
-const LEDGER_CA_DIR = "/etc/payments/ledger-ca";
-const LEDGER_CA_FILE = "ca.pem";
 const { environment: env, globalTags } = config;
 
 const cluster = new EksCluster("eks", { clusterName: config.cluster.name, region: config.cluster.region });
@@ -110,7 +107,9 @@ const migrations = new LedgerMigrations(
       name: config.database.name,
       migrationUser: config.database.migrationUser,
       runtimeUser: config.database.user,
+      workerUser: config.database.workerUser,
     },
+    caBundle: config.database.caBundle,
     migrationPassword: config.secrets.databaseMigrationPassword,
     backoffLimit: config.database.migrations.backoffLimit,
     activeDeadlineSeconds: config.database.migrations.activeDeadlineSeconds,
@@ -158,11 +157,12 @@ const brokerEnv = {
   BROKER_TLS: String(broker.tls),
   BROKER_EXCHANGE: broker.exchange,
 };
+// The workers' own role: granted only outbox and receipts (app/migrations/010_worker_role_grants.sql).
 const ledgerEnv = {
   PGHOST: config.database.host,
   PGPORT: String(config.database.port),
   PGDATABASE: config.database.name,
-  PGUSER: config.database.user,
+  PGUSER: config.database.workerUser,
   // TLS only, the certificate checked against the CA bundle and the host name.
   PGSSLMODE: "verify-full",
   PGSSLROOTCERT: `${LEDGER_CA_DIR}/${LEDGER_CA_FILE}`,
@@ -176,7 +176,7 @@ const relay = new TracedService(
     ...config.services.relay,
     listens: false,
     appEnv: { ...brokerEnv, ...ledgerEnv, RELAY_RETENTION_SECONDS: String(broker.outboxRetentionHours * 3600) },
-    secretEnv: { PGPASSWORD: config.secrets.databasePassword, BROKER_PASSWORD: config.secrets.brokerPassword },
+    secretEnv: { PGPASSWORD: config.secrets.databaseWorkerPassword, BROKER_PASSWORD: config.secrets.brokerPassword },
     configFiles: ledgerCaFiles,
     checksumKey: config.secrets.rolloutChecksumKey,
   },
@@ -191,7 +191,7 @@ const postProcessing = new TracedService(
     listens: false,
     appEnv: { ...brokerEnv, ...ledgerEnv, REDIS_URL: redisUrl },
     // The fraud history it writes is keyed like the one fraud-service reads.
-    secretEnv: { PGPASSWORD: config.secrets.databasePassword, BROKER_PASSWORD: config.secrets.brokerPassword, ...redisSecretEnv },
+    secretEnv: { PGPASSWORD: config.secrets.databaseWorkerPassword, BROKER_PASSWORD: config.secrets.brokerPassword, ...redisSecretEnv },
     configFiles: ledgerCaFiles,
     checksumKey: config.secrets.rolloutChecksumKey,
   },

@@ -4,7 +4,7 @@
  * table, the JSON and the HTML page all render the `TraceReport` it returns.
  */
 import { FAILURE_REASONS, MEASURED_SPANS, PERFORMANCE_TAGS, SERVICES, SPANS, TAGS } from "../app/src/tracing/conventions";
-import { latencyStats, logHistogram, type HistogramBin, type LatencyStats } from "./stats";
+import { latencyStats, logHistogram, maxOf, type HistogramBin, type LatencyStats } from "./stats";
 import { tagOf, uniqueSpans, type SpanRecord } from "./spans";
 
 /** The stack's monitor thresholds (`payments-apm:monitors.*`). */
@@ -31,7 +31,7 @@ export interface OperationRow extends LatencyStats {
   readonly name: string;
 }
 
-/** How each payment ended, from `payment.final_status` (and `held`: declined for fraud review). */
+/** How each payment ended, from `payment.final_status` (`held`: declined for fraud review; `retryable`: see `outcomeOf`). */
 export type PaymentOutcomes = Readonly<Record<string, number>>;
 
 export interface ThresholdCheck {
@@ -185,9 +185,14 @@ function annotationRows(spans: readonly SpanRecord[]): AnnotationRow[] {
   });
 }
 
-/** `held` is a decline for fraud review; the rest is `payment.final_status` as tagged. */
+/**
+ * `retryable`: a decline the client may retry (`payment.retryable`, a hold or block on a
+ * degraded fraud score), which the ledger does not store; `held`: a decline for fraud
+ * review; the rest is `payment.final_status` as tagged.
+ */
 export function outcomeOf(span: SpanRecord): string {
   const status = tagOf(span, TAGS.finalStatus) ?? "unknown";
+  if (status === "declined" && tagOf(span, TAGS.retryable) === "true") return "retryable";
   if (status === "declined" && tagOf(span, TAGS.failureReason) === FAILURE_REASONS.fraudReview) return "held";
   return status;
 }
@@ -259,7 +264,7 @@ function slowestOperations(spans: readonly SpanRecord[], limit: number): SlowOpe
     .map((group) => {
       const { service, name, resource } = group[0];
       const total = group.reduce((sum, s) => sum + s.durationMs, 0);
-      return { service, name, resource, count: group.length, avgMs: total / group.length, maxMs: Math.max(...group.map((s) => s.durationMs)) };
+      return { service, name, resource, count: group.length, avgMs: total / group.length, maxMs: maxOf(group.map((s) => s.durationMs)) };
     })
     .sort((a, b) => b.avgMs - a.avgMs || b.count - a.count || a.name.localeCompare(b.name))
     .slice(0, limit);
@@ -287,7 +292,7 @@ function slowestTrace(spans: readonly SpanRecord[], payments: readonly SpanRecor
   const slowest = candidates.reduce((a, b) => (b.durationMs > a.durationMs ? b : a));
   const members = spans.filter((s) => s.traceId === slowest.traceId).sort((a, b) => a.startMs - b.startMs || b.durationMs - a.durationMs);
   const t0 = members[0].startMs;
-  const end = Math.max(...members.map((s) => s.startMs + s.durationMs));
+  const end = maxOf(members.map((s) => s.startMs + s.durationMs));
   const byId = new Map(members.map((s) => [s.spanId, s]));
   const depthOf = (s: SpanRecord): number => {
     let depth = 0;

@@ -56,11 +56,28 @@ export interface HistogramBin {
 export function logHistogram(durationsMs: readonly number[], alsoShowMs: readonly number[] = [], bins = 40): HistogramBin[] {
   if (durationsMs.length === 0) return [];
   const positive = durationsMs.map((d) => Math.max(d, 0.001));
-  const lo = Math.min(...positive) * 0.9;
-  const hi = Math.max(...positive, ...alsoShowMs) * 1.1;
+  const lo = minOf(positive) * 0.9;
+  const hi = Math.max(maxOf(positive), maxOf(alsoShowMs)) * 1.1;
   const logLo = Math.log10(lo);
   const step = (Math.log10(hi) - logLo) / bins;
   const counts = new Array<number>(bins).fill(0);
   for (const d of positive) counts[Math.min(bins - 1, Math.floor((Math.log10(d) - logLo) / step))] += 1;
   return counts.map((count, i) => ({ fromMs: 10 ** (logLo + i * step), toMs: 10 ** (logLo + (i + 1) * step), count }));
+}
+
+/**
+ * The largest of `values` (-Infinity when empty), in a loop: `Math.max(...values)` passes
+ * each value as an argument and throws RangeError past about 120,000 of them.
+ */
+export function maxOf(values: readonly number[]): number {
+  let max = -Infinity;
+  for (const v of values) if (v > max) max = v;
+  return max;
+}
+
+/** The smallest of `values` (Infinity when empty), in a loop (see `maxOf`). */
+export function minOf(values: readonly number[]): number {
+  let min = Infinity;
+  for (const v of values) if (v < min) min = v;
+  return min;
 }

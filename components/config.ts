@@ -361,6 +361,11 @@ export const stackConfigSchema = z
         user: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments"),
         /** The role the migration Job runs as, owner of the ledger's tables (password: payments-apm:databaseMigrationPassword). */
         migrationUser: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments_migrations"),
+        /**
+         * The outbox relay's and the consumers' role (password: payments-apm:databaseWorkerPassword):
+         * granted only what they issue on outbox and receipts, by a migration.
+         */
+        workerUser: z.string({ error: "must be a string" }).min(1, "must not be empty").default("payments_worker"),
         poolMax: count(1, 200).default(10),
         migrations: z
           .object({
@@ -386,6 +391,15 @@ export const stackConfigSchema = z
             path: ["migrationUser"],
             message: `must differ from database.user (${JSON.stringify(db.user)}): the services must not own the ledger's tables`,
             input: db.migrationUser,
+          });
+        }
+        for (const [other, role] of [["database.user", db.user], ["database.migrationUser", db.migrationUser]] as const) {
+          if (db.workerUser !== role) continue;
+          ctx.addIssue({
+            code: "custom",
+            path: ["workerUser"],
+            message: `must differ from ${other} (${JSON.stringify(role)}): the outbox relay and the consumers get a role of their own, granted only outbox and receipts`,
+            input: db.workerUser,
           });
         }
       }),
@@ -519,8 +533,13 @@ export const stackConfigSchema = z
         brokerCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
         /** The nodes' addresses: the services reach the Agent on its hostPort there. */
         nodeCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR"),
-        /** HTTPS (443) endpoints of the identity provider's and the cluster issuer's JWKS (or the egress proxy in front of them). */
-        jwksCidrs: z.array(ipv4Cidr()).default([]),
+        /**
+         * HTTPS (443) endpoints of the identity provider's and the cluster issuer's JWKS (or the
+         * egress proxy in front of them). Required: payment-service verifies every caller's token
+         * against auth.jwksUrl and fraud-service payment-service's against the cluster issuer's
+         * keys; the program has no other way to reach them, so without a CIDR every request fails.
+         */
+        jwksCidrs: z.array(ipv4Cidr()).min(1, "must name at least one CIDR: payment-service and fraud-service fetch the token signing keys (auth.jwksUrl, the cluster issuer's keys) over HTTPS, and authentication is mandatory"),
       })
       .strict(),
     /**
@@ -583,6 +602,8 @@ export interface StackConfig extends StackSettings {
     readonly databasePassword: pulumi.Output<string>;
     readonly brokerPassword: pulumi.Output<string>;
     readonly databaseMigrationPassword: pulumi.Output<string>;
+    /** The password of database.workerUser (the outbox relay and the consumers). */
+    readonly databaseWorkerPassword: pulumi.Output<string>;
     /** Key of the HMAC checksums that roll pods when a Secret changes (secret-checksum.ts). */
     readonly rolloutChecksumKey: pulumi.Output<string>;
     /** HMAC key of fraud-service's Redis key names (REDIS_KEY_SECRET). */
@@ -600,6 +621,7 @@ export const SECRET_KEYS = {
   datadogAppKey: "datadog:appKey",
   databasePassword: `${PROJECT}:databasePassword`,
   databaseMigrationPassword: `${PROJECT}:databaseMigrationPassword`,
+  databaseWorkerPassword: `${PROJECT}:databaseWorkerPassword`,
   rolloutChecksumKey: `${PROJECT}:rolloutChecksumKey`,
   redisKeySecret: `${PROJECT}:redisKeySecret`,
   redisAuthToken: `${PROJECT}:redisAuthToken`,
@@ -719,6 +741,7 @@ export function loadConfig(): StackConfig {
   const datadogAppKey = secret(SECRET_KEYS.datadogAppKey, "Datadog application key");
   const databasePassword = secret(SECRET_KEYS.databasePassword, "database password");
   const databaseMigrationPassword = secret(SECRET_KEYS.databaseMigrationPassword, "migration role's database password");
+  const databaseWorkerPassword = secret(SECRET_KEYS.databaseWorkerPassword, "worker role's database password");
   const rolloutChecksumKey = secret(SECRET_KEYS.rolloutChecksumKey, "random key: $(openssl rand -hex 32)");
   const redisKeySecret = secret(SECRET_KEYS.redisKeySecret, "random key: $(openssl rand -hex 32)");
   // Needed with rediss:// only; read either way, never as plain text.
@@ -730,12 +753,12 @@ export function loadConfig(): StackConfig {
     );
   }
   const brokerPassword = secret(SECRET_KEYS.brokerPassword, "broker password");
-  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword || !rolloutChecksumKey || !redisKeySecret || !brokerPassword) {
+  if (problems.length > 0 || !settings || !datadogApiKey || !datadogAppKey || !databasePassword || !databaseMigrationPassword || !databaseWorkerPassword || !rolloutChecksumKey || !redisKeySecret || !brokerPassword) {
     throw new ConfigError(problems);
   }
   return Object.freeze({
     ...settings,
-    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, rolloutChecksumKey, redisKeySecret, redisAuthToken, brokerPassword }),
+    secrets: Object.freeze({ datadogApiKey, datadogAppKey, databasePassword, databaseMigrationPassword, databaseWorkerPassword, rolloutChecksumKey, redisKeySecret, redisAuthToken, brokerPassword }),
     globalTags: Object.freeze({ cluster: settings.cluster.name, region: settings.cluster.region, deployment: settings.deployment }),
   });
 }

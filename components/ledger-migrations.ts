@@ -21,6 +21,9 @@ import { agentAddressEnv, agentSocketVolume, type AgentConnection } from "./trac
 export const MIGRATIONS_DIR = path.resolve(__dirname, "../app/migrations");
 /** The compiled entry in the image (WORKDIR /app; `npm run -w app migrate` runs the same file). */
 export const MIGRATE_COMMAND = ["node", "dist/src/ledger/migrate.js"];
+/** Where a pod finds the database's CA bundle: a ConfigMap mounted read-only (the Job's and the services'). */
+export const LEDGER_CA_DIR = "/etc/payments/ledger-ca";
+export const LEDGER_CA_FILE = "ca.pem";
 /** Labels of the Job's pods: what a NetworkPolicy selects to let them reach the database. */
 export const MIGRATION_POD_LABELS = {
   "app.kubernetes.io/name": MIGRATIONS_SERVICE,
@@ -36,6 +39,8 @@ export interface LedgerDatabase {
   readonly migrationUser: string;
   /** The services' role: the grants migration gives it only the DML they issue. */
   readonly runtimeUser: string;
+  /** The outbox relay's and the consumers' role: 010_worker_role_grants.sql gives it only outbox and receipts. */
+  readonly workerUser: string;
 }
 
 export interface LedgerMigrationsArgs {
@@ -52,6 +57,12 @@ export interface LedgerMigrationsArgs {
   /** Where the node's trace-agent listens (as for the services). */
   readonly agent: AgentConnection;
   readonly database: LedgerDatabase;
+  /**
+   * PEM bundle of the CAs the database's certificate chains to (payments-apm:database.caBundle):
+   * a ConfigMap mounted read-only; the Job connects with TLS verify-full against it, as the
+   * services do, never in cleartext.
+   */
+  readonly caBundle: string;
   /** The migration role's password, a secret Output: it only goes into the Job's Secret. */
   readonly migrationPassword: pulumi.Input<string>;
   /** Hash of the migration files. Default: {@link migrationSetHash} of app/migrations. */
@@ -85,6 +96,8 @@ export function migrationSetHash(dir: string = MIGRATIONS_DIR): string {
 export const migrationJobName = (hash: string) => `${MIGRATIONS_SERVICE}-${hash.slice(0, 10)}`;
 /** The Secret holding the migration role's password. */
 export const MIGRATION_SECRET_NAME = `${MIGRATIONS_SERVICE}-secrets`;
+/** The ConfigMap holding the database's CA bundle for the Job. */
+export const MIGRATION_CA_CONFIGMAP_NAME = `${MIGRATIONS_SERVICE}-ledger-ca`;
 /** How to read a migration Job's logs. */
 export const migrationLogsCommand = (namespace: string, job: string) => `kubectl -n ${namespace} logs job/${job} --all-containers`;
 
@@ -93,7 +106,8 @@ type EnvVar = k8s.types.input.core.v1.EnvVar;
 /**
  * The migrate container's env: unified service tagging from the pod's labels, the agent
  * address, every trace kept (a handful of spans per deploy), the connection as the
- * migration role, and the runtime role the grants migration grants to.
+ * migration role over TLS verify-full (the CA bundle mounted at LEDGER_CA_DIR), and the
+ * runtime and worker roles the grants migrations grant to.
  */
 export function migrationEnv(args: Pick<LedgerMigrationsArgs, "agent" | "globalTags" | "database">): EnvVar[] {
   const fromLabel = (name: string, key: string): EnvVar => ({ name, valueFrom: { fieldRef: { fieldPath: `metadata.labels['tags.datadoghq.com/${key}']` } } });
@@ -116,7 +130,11 @@ export function migrationEnv(args: Pick<LedgerMigrationsArgs, "agent" | "globalT
       PGUSER: db.migrationUser,
       PGAPPNAME: MIGRATIONS_SERVICE,
       PGCONNECT_TIMEOUT: "10",
+      // TLS only, the certificate checked against the CA bundle and the host name.
+      PGSSLMODE: "verify-full",
+      PGSSLROOTCERT: `${LEDGER_CA_DIR}/${LEDGER_CA_FILE}`,
       LEDGER_RUNTIME_ROLE: db.runtimeUser,
+      LEDGER_WORKER_ROLE: db.workerUser,
     }),
     { name: "PGPASSWORD", valueFrom: { secretKeyRef: { name: MIGRATION_SECRET_NAME, key: "PGPASSWORD" } } },
   ];
@@ -128,6 +146,11 @@ export function ledgerMigrationsArgsProblems(args: LedgerMigrationsArgs): pulumi
   const problem = (propertyPath: string, reason: string) => problems.push({ propertyPath, reason });
   if (args.database.migrationUser === args.database.runtimeUser) {
     problem("database.migrationUser", `must differ from the runtime role ${JSON.stringify(args.database.runtimeUser)}: the services must not own the ledger's tables`);
+  }
+  for (const [other, role] of [["database.user", args.database.runtimeUser], ["database.migrationUser", args.database.migrationUser]] as const) {
+    if (args.database.workerUser === role) {
+      problem("database.workerUser", `must differ from ${other} (${JSON.stringify(role)}): the outbox relay and the consumers get a role of their own`);
+    }
   }
   if (/:latest$/.test(args.image) || !/(:[\w][\w.-]*|@sha256:[a-f0-9]{64})$/.test(args.image)) {
     problem("image", `must be pinned by tag or digest (not latest), got ${JSON.stringify(args.image)}`);
@@ -141,7 +164,7 @@ export function ledgerMigrationsArgsProblems(args: LedgerMigrationsArgs): pulumi
   return problems;
 }
 
-/** The migration Job, its Secret, and nothing else. */
+/** The migration Job, its Secret, the CA bundle's ConfigMap, and nothing else. */
 export class LedgerMigrations extends pulumi.ComponentResource {
   /** The Job's name, `ledger-migrations-<hash>`. */
   public readonly jobName: pulumi.Output<string>;
@@ -172,6 +195,15 @@ export class LedgerMigrations extends pulumi.ComponentResource {
         stringData: { PGPASSWORD: args.migrationPassword },
       },
       { parent: this, additionalSecretOutputs: ["data", "stringData"] },
+    );
+
+    const ca = new k8s.core.v1.ConfigMap(
+      `${name}-ledger-ca`,
+      {
+        metadata: { name: MIGRATION_CA_CONFIGMAP_NAME, namespace: args.namespace, labels: MIGRATION_POD_LABELS },
+        data: { [LEDGER_CA_FILE]: args.caBundle },
+      },
+      { parent: this },
     );
 
     const socket = agentSocketVolume(args.agent);
@@ -222,17 +254,21 @@ export class LedgerMigrations extends pulumi.ComponentResource {
                     privileged: false,
                     capabilities: { drop: ["ALL"] },
                   },
-                  volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...socket.mounts],
+                  volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, { name: "ledger-ca", mountPath: LEDGER_CA_DIR, readOnly: true }, ...socket.mounts],
                 },
               ],
-              volumes: [{ name: "tmp", emptyDir: { sizeLimit: "16Mi" } }, ...socket.volumes],
+              volumes: [
+                { name: "tmp", emptyDir: { sizeLimit: "16Mi" } },
+                { name: "ledger-ca", configMap: { name: MIGRATION_CA_CONFIGMAP_NAME, defaultMode: 0o444 } },
+                ...socket.volumes,
+              ],
             },
           },
         },
       },
       {
         parent: this,
-        dependsOn: [secret],
+        dependsOn: [secret, ca],
         // A Job runs once and its spec is immutable: with the same migration set, a new image
         // tag or label must not replace it (that would run the migrations again).
         ignoreChanges: ["spec", "metadata.labels"],

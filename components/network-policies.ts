@@ -59,7 +59,10 @@ export interface NetworkSettings {
   readonly redis: { readonly cidrs: readonly string[]; readonly port: number };
   /** RabbitMQ (Amazon MQ): CIDRs and port, for the outbox relay and the consumers. */
   readonly broker: { readonly cidrs: readonly string[]; readonly port: number };
-  /** HTTPS endpoints the services fetch signing keys from (the identity provider's and the cluster issuer's JWKS). */
+  /**
+   * HTTPS endpoints the services fetch signing keys from (the identity provider's and the
+   * cluster issuer's JWKS). At least one: both services verify tokens on every request.
+   */
   readonly jwksCidrs: readonly string[];
   /** The nodes' addresses, for the Agent's hostPort. */
   readonly nodeCidrs: readonly string[];
@@ -109,7 +112,7 @@ export function paymentPathWorkloads(services: { payment: string; fraud: string 
         CLUSTER_DNS,
         { purpose: "the ledger database", peer: { cidrs: settings.database.cidrs }, ports: [{ port: settings.database.port }] },
         { purpose: "fraud-service", peer: { pods: { podSelector: { [NAME_LABEL]: services.fraud } } }, ports: [HTTP] },
-        ...(settings.jwksCidrs.length ? [{ purpose: "token signing keys (JWKS) over HTTPS", peer: { cidrs: settings.jwksCidrs }, ports: [HTTPS] }] : []),
+        { purpose: "token signing keys (JWKS) over HTTPS", peer: { cidrs: settings.jwksCidrs }, ports: [HTTPS] },
         ...agent,
       ],
     },
@@ -119,7 +122,7 @@ export function paymentPathWorkloads(services: { payment: string; fraud: string 
       egress: [
         CLUSTER_DNS,
         { purpose: "Redis", peer: { cidrs: settings.redis.cidrs }, ports: [{ port: settings.redis.port }] },
-        ...(settings.jwksCidrs.length ? [{ purpose: "token signing keys (JWKS) over HTTPS", peer: { cidrs: settings.jwksCidrs }, ports: [HTTPS] }] : []),
+        { purpose: "token signing keys (JWKS) over HTTPS", peer: { cidrs: settings.jwksCidrs }, ports: [HTTPS] },
         ...agent,
       ],
     },

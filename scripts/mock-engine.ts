@@ -54,6 +54,7 @@ export const SECRET_CONFIG_KEYS = [
   "datadog:appKey",
   "payments-apm:databasePassword",
   "payments-apm:databaseMigrationPassword",
+  "payments-apm:databaseWorkerPassword",
   "payments-apm:rolloutChecksumKey",
   "payments-apm:redisKeySecret",
   "payments-apm:redisAuthToken",

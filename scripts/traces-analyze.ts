@@ -17,7 +17,8 @@ import { analyzeSpans, type TraceReport } from "../analytics/analyze";
 import { DatadogSpansError, fetchDatadogSpans, parseSince } from "../analytics/datadog";
 import { renderHtml } from "../analytics/html";
 import { readSpansFile, SpansFileError } from "../analytics/spans-file";
-import { stackView } from "../analytics/stack";
+import type { SpanRecord } from "../analytics/spans";
+import { stackView, type StackView } from "../analytics/stack";
 import { renderText } from "../analytics/text";
 
 export interface AnalyzeCliOptions {
@@ -70,6 +71,34 @@ function parseArgs(argv: readonly string[]): Args {
   return args;
 }
 
+/** The report of a capture file, held against `stack`'s thresholds (`--spans FILE`; also what `npm run demo` prints). */
+export function reportFromSpansFile(file: string, stack: string | StackView): TraceReport {
+  return reportOfCapture(readSpansFile(file), file, stack);
+}
+
+/** The same, for the spans of a capture file already read (`file` names it in the report). */
+export function reportOfCapture(spans: readonly SpanRecord[], file: string, stack: string | StackView): TraceReport {
+  const view = typeof stack === "string" ? stackView(stack) : stack;
+  // A loop, not Math.min(...spread): a long capture has more spans than a call takes arguments.
+  let fromMs: number | null = null;
+  let toMs: number | null = null;
+  for (const s of spans) {
+    fromMs = fromMs === null ? s.startMs : Math.min(fromMs, s.startMs);
+    toMs = toMs === null ? s.startMs + s.durationMs : Math.max(toMs, s.startMs + s.durationMs);
+  }
+  return analyzeSpans(spans, {
+    thresholds: view.thresholds,
+    source: {
+      kind: "spans-file",
+      description: file,
+      stack: view.stack,
+      env: view.env,
+      fromMs,
+      toMs,
+    },
+  });
+}
+
 /** Runs the command; resolves with the exit status. Never throws for an expected failure. */
 export async function analyzeCommand(options: AnalyzeCliOptions): Promise<number> {
   const out = options.out ?? ((t: string) => process.stdout.write(`${t}\n`));
@@ -87,19 +116,7 @@ export async function analyzeCommand(options: AnalyzeCliOptions): Promise<number
   try {
     const stack = stackView(args.stack ?? "prod");
     if (args.spans) {
-      const spans = readSpansFile(args.spans);
-      const starts = spans.map((s) => s.startMs);
-      report = analyzeSpans(spans, {
-        thresholds: stack.thresholds,
-        source: {
-          kind: "spans-file",
-          description: args.spans,
-          stack: stack.stack,
-          env: stack.env,
-          fromMs: starts.length ? Math.min(...starts) : null,
-          toMs: spans.length ? Math.max(...spans.map((s) => s.startMs + s.durationMs)) : null,
-        },
-      });
+      report = reportFromSpansFile(args.spans, stack);
     } else {
       const now = options.now ?? Date.now();
       const fromMs = now - parseSince(args.since);

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { figure, judge, judgeCut, median, paired, type Goal } from "../bench/lib/verdict";
+import { figure, judge, judgeCost, judgeCut, median, paired, type Goal } from "../bench/lib/verdict";
 
 const cpuAdded: Goal = { target: 0.5, bound: "max", impossibleBeyond: 0 };
 const throughputRatio: Goal = { target: 0.8, bound: "min", impossibleBeyond: 1 };
@@ -45,5 +45,12 @@ describe("benchmark verdicts (bench/lib/verdict.ts)", () => {
     assert.equal(judgeCut(figure([-0.1, -0.2, 0.05, -0.15, -0.1])), "not kept: undecided");
     assert.equal(judgeCut(figure([0.1, 0.2, 0.05, 0.15, 0.1])), "not kept: costs more");
     assert.equal(judgeCut(figure([-0.1, -0.2, -0.05])), "not kept: undecided");
+  });
+
+  it("says a feature costs CPU only when every round says so, and a negative cost in every round is noise", () => {
+    assert.equal(judgeCost(figure([0.1, 0.2, 0.05, 0.15, 0.1])), "costs CPU");
+    assert.equal(judgeCost(figure([0.1, 0.2, -0.05, 0.15, 0.1])), "undecided");
+    assert.equal(judgeCost(figure([-0.1, -0.2, -0.05, -0.15, -0.1])), "noise: negative");
+    assert.equal(judgeCost(figure([0.1, 0.2, 0.3, 0.4])), "undecided");
   });
 });

@@ -116,7 +116,7 @@ describe("stack config sweep (generated bad values)", () => {
       fc.property(fc.constantFrom(...OBJECTS), unknownKey, (parent, key) => {
         const path = parent ? `${parent}.${key}` : key;
         const existing = path.split(".").reduce<any>((o, k) => (o == null ? undefined : o[k]), base);
-        fc.pre(existing === undefined && !["databasePassword", "databaseMigrationPassword", "rolloutChecksumKey", "redisKeySecret", "redisAuthToken"].includes(key));
+        fc.pre(existing === undefined && !["databasePassword", "databaseMigrationPassword", "databaseWorkerPassword", "rolloutChecksumKey", "redisKeySecret", "redisAuthToken"].includes(key));
         const problems = problemsOf(withValue(base, path, 1));
         return problems.some((p) => p.startsWith(`payments-apm:${path} is not a known setting`));
       }),

@@ -48,6 +48,7 @@ describe("stack config", () => {
         redisCidrs: ["10.0.96.0/20"],
         brokerCidrs: ["10.0.112.0/20"],
         nodeCidrs: ["10.0.0.0/19"],
+        jwksCidrs: ["10.0.200.0/24"],
       },
       auth: { issuer: "https://id.example.com/", audience: "payments", jwksUrl: "https://id.example.com/jwks" },
     };
@@ -85,6 +86,7 @@ describe("stack config", () => {
         name: "payments",
         user: "payments",
         migrationUser: "payments_migrations",
+        workerUser: "payments_worker",
         poolMax: 10,
         migrations: { backoffLimit: 2, activeDeadlineSeconds: 600 },
         caBundle: minimal.database.caBundle,
@@ -105,7 +107,7 @@ describe("stack config", () => {
       },
       monitors: { notify: ["@slack-payments"], paymentLatencyP95Seconds: 2, paymentErrorRate: 0.05, databaseLatencyP95Seconds: 1, postProcessingLagP95Seconds: 60 },
       slos: { timeframe: "30d", availabilityTarget: 99.9, latencyTarget: 99.5 },
-      network: { ...minimal.network, clusterEnforces: true, jwksCidrs: [] },
+      network: { ...minimal.network, clusterEnforces: true },
       auth: { ...minimal.auth, clockToleranceSeconds: 30 },
       payments: { idempotencyWindowHours: 24, rateLimit: { perUserPerMinute: 60, burst: 10 } },
     });

@@ -65,10 +65,11 @@ describe("LedgerMigrations", () => {
     assert.equal(job().metadata.namespace, "payments");
   });
 
-  it("connects as the migration role, its password from a Secret, and names the runtime role to grant", () => {
+  it("connects as the migration role, its password from a Secret, and names the runtime and worker roles to grant", () => {
     const env = envOf();
     assert.equal(env.PGUSER, "payments_migrations");
     assert.equal(env.LEDGER_RUNTIME_ROLE, "payment_service");
+    assert.equal(env.LEDGER_WORKER_ROLE, "payments_worker");
     assert.equal(env.PGHOST, "payments-ledger.cluster-abc123.us-east-1.rds.amazonaws.com");
     assert.equal(env.PGDATABASE, "payments");
     assert.deepEqual(env.PGPASSWORD, { secretKeyRef: { name: "ledger-migrations-secrets", key: "PGPASSWORD" } });
@@ -77,6 +78,22 @@ describe("LedgerMigrations", () => {
     assert.ok(secret.secretPaths.some((p) => p.startsWith("stringData")), "marked secret");
     const holders = run.resources.filter((r) => JSON.stringify(r.inputs).includes(PASSWORD_SENTINEL)).map((r) => r.name);
     assert.deepEqual(holders, ["ledger-migrations-secrets"], "the password is nowhere else");
+  });
+
+  it("connects with TLS verify-full against the CA bundle from config, mounted read-only from a ConfigMap of its own", () => {
+    const env = envOf();
+    assert.equal(env.PGSSLMODE, "verify-full");
+    assert.equal(env.PGSSLROOTCERT, "/etc/payments/ledger-ca/ca.pem");
+    const pod = podSpec();
+    assert.deepEqual(pod.containers[0].volumeMounts.find((m: any) => m.name === "ledger-ca"), { name: "ledger-ca", mountPath: "/etc/payments/ledger-ca", readOnly: true });
+    assert.deepEqual(pod.volumes.find((v: any) => v.name === "ledger-ca"), { name: "ledger-ca", configMap: { name: "ledger-migrations-ledger-ca", defaultMode: 0o444 } });
+    const cm = objects().find((o) => o.kind === "ConfigMap" && o.metadata.name === "ledger-migrations-ledger-ca") as any;
+    assert.ok(cm, "no CA ConfigMap for the Job");
+    assert.equal(cm.metadata.namespace, "payments");
+    assert.equal(cm.data["ca.pem"], rawSettings("prod").database.caBundle, "the bundle from payments-apm:database.caBundle");
+    assert.deepEqual(validateKubernetesObject(cm), []);
+    const jobDeps = dependsOn.get(`kubernetes:batch/v1:Job::ledger-migrations-${migrationSetHash().slice(0, 10)}`) ?? assert.fail("no Job");
+    assert.deepEqual(jobDeps.sort(), ["ledger-migrations-ledger-ca", "ledger-migrations-secrets"], "the Job waits for its CA bundle and its Secret");
   });
 
   it("traces like the services: unified service tagging, the agent address, every trace kept", () => {
@@ -170,12 +187,22 @@ describe("LedgerMigrations", () => {
       assert.throws(() => parseStackSettings(raw), /payments-apm:database\.migrationUser must differ from database\.user \("payment_service"\)/);
     });
 
-    it("the component refuses it too, and an unpinned image", () => {
+    for (const [other, role] of [["database.user", "payment_service"], ["database.migrationUser", "payments_migrations"]] as const) {
+      it(`fails at preview when the worker user is ${other}, naming the key`, () => {
+        const raw = withValue(rawSettings("prod"), "database.workerUser", role);
+        assert.throws(
+          () => parseStackSettings(raw),
+          new RegExp(`payments-apm:database\\.workerUser must differ from ${other.replace(".", "\\.")} \\("${role}"\\)`),
+        );
+      });
+    }
+
+    it("the component refuses them too, and an unpinned image", () => {
       const args = {
-        database: { host: "db", port: 5432, name: "payments", migrationUser: "svc", runtimeUser: "svc" },
+        database: { host: "db", port: 5432, name: "payments", migrationUser: "svc", runtimeUser: "svc", workerUser: "svc" },
         image: "repo/payment-service:latest",
       } as LedgerMigrationsArgs;
-      assert.deepEqual(ledgerMigrationsArgsProblems(args).map((p) => p.propertyPath), ["database.migrationUser", "image"]);
+      assert.deepEqual(ledgerMigrationsArgsProblems(args).map((p) => p.propertyPath), ["database.migrationUser", "database.workerUser", "database.workerUser", "image"]);
     });
   });
 });

@@ -131,15 +131,30 @@ describe("network policies (components/network-policies.ts)", () => {
       database: { cidrs: ["10.0.0.0/24"], port: 5432 },
       redis: { cidrs: ["10.0.1.0/24"], port: 6379 },
       broker: { cidrs: ["10.0.3.0/24"], port: 5671 },
-      jwksCidrs: [],
+      jwksCidrs: ["10.0.4.0/24"],
       nodeCidrs: ["10.0.2.0/24"],
     };
 
-    it("opens no network flow to the Agent when the services use its socket, and no JWKS rule without CIDRs", () => {
+    it("opens no network flow to the Agent when the services use its socket", () => {
       const out = networkPolicies(NS, paymentPathWorkloads(SERVICES, settings));
       const egressPorts = out.flatMap((p) => (p.spec.egress ?? []).flatMap((r) => r.ports.map((x) => x.port)));
       assert.ok(!egressPorts.includes(8126));
-      assert.ok(!egressPorts.includes(443));
+    });
+
+    it("lets both services reach the JWKS over HTTPS, and refuses to render them without a JWKS CIDR", () => {
+      const out = networkPolicies(NS, paymentPathWorkloads(SERVICES, settings));
+      for (const from of [payment, fraud]) {
+        assert.equal(blockedBy(out, { from, to: { ip: "10.0.4.10" }, port: 443 }), undefined);
+        assert.equal(blockedBy(out, { from, to: { ip: "10.0.4.10" }, port: 80 }), "egress");
+      }
+      assert.throws(() => networkPolicies(NS, paymentPathWorkloads(SERVICES, { ...settings, jwksCidrs: [] })), /payment-service egress \(token signing keys \(JWKS\) over HTTPS\): no CIDR/);
+    });
+
+    it("fails at preview without network.jwksCidrs, naming the key: authentication needs the keys", () => {
+      const raw = rawSettings("prod");
+      const without = { ...raw, network: Object.fromEntries(Object.entries(raw.network).filter(([k]) => k !== "jwksCidrs")) };
+      assert.throws(() => parseStackSettings(without), /payments-apm:network\.jwksCidrs is required/);
+      assert.throws(() => parseStackSettings({ ...raw, network: { ...raw.network, jwksCidrs: [] } }), /payments-apm:network\.jwksCidrs must name at least one CIDR: payment-service and fraud-service fetch the token signing keys/);
     });
 
     it("takes further workloads, e.g. a job that only reaches the database", () => {

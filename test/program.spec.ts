@@ -12,6 +12,7 @@ const SENTINELS = {
   "datadog:appKey": "dd-app-key-sentinel-fedcba9876543210",
   "payments-apm:databasePassword": "db-password-sentinel-s3cr3t",
   "payments-apm:databaseMigrationPassword": "db-migration-password-sentinel-9q",
+  "payments-apm:databaseWorkerPassword": "db-worker-password-sentinel-w0",
   "payments-apm:brokerPassword": "broker-password-sentinel-4mqp",
 };
 
@@ -81,9 +82,10 @@ describe("the program (index.ts) under the mock engine", () => {
         const placesOf = (value: string) =>
           runs[stack].resources.flatMap((r) => (JSON.stringify(r.inputs).includes(value) ? [`${r.type}::${r.name}`] : []));
         assert.deepEqual(placesOf(SENTINELS["datadog:apiKey"]), ["kubernetes:core/v1:Secret::datadog-agent-api-key"]);
-        assert.deepEqual(placesOf(SENTINELS["payments-apm:databasePassword"]).sort(), [
+        assert.deepEqual(placesOf(SENTINELS["payments-apm:databasePassword"]), ["kubernetes:core/v1:Secret::payment-service-secrets"]);
+        // The workers' own role: its password in their Secrets, the services' one not.
+        assert.deepEqual(placesOf(SENTINELS["payments-apm:databaseWorkerPassword"]).sort(), [
           "kubernetes:core/v1:Secret::outbox-relay-secrets",
-          "kubernetes:core/v1:Secret::payment-service-secrets",
           "kubernetes:core/v1:Secret::post-processing-secrets",
         ]);
         assert.deepEqual(placesOf(SENTINELS["payments-apm:brokerPassword"]).sort(), [
@@ -267,6 +269,13 @@ describe("the program (index.ts) under the mock engine", () => {
           assert.deepEqual(Object.keys(secret.stringData).sort(), ["BROKER_PASSWORD", "PGPASSWORD", ...redisSecrets]);
           assert.equal(env.PGSSLMODE, "verify-full", "TLS to the ledger database, like payment-service");
           assert.equal(env.PGSSLROOTCERT, "/etc/payments/ledger-ca/ca.pem");
+          const pod = (d.spec as any).template;
+          assert.deepEqual(c.volumeMounts.find((m: any) => m.name === "ledger-ca"), { name: "ledger-ca", mountPath: "/etc/payments/ledger-ca", readOnly: true });
+          assert.deepEqual(pod.spec.volumes.find((v: any) => v.name === "ledger-ca")?.configMap?.name, `${worker}-ledger-ca`);
+          // Their own role, not payment-service's: granted only outbox and receipts.
+          assert.equal(env.PGUSER, "payments_worker");
+          assert.notEqual(env.PGUSER, envOf(find(stack, "Deployment", SERVICES.payment), SERVICES.payment).PGUSER);
+          assert.match(pod.metadata.annotations[`checksum/${worker}-secrets`], /^[0-9a-f]{64}$/, "a new worker password rolls the pods");
         });
       }
 

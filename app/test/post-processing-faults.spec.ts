@@ -6,10 +6,13 @@
  * its batch is published and not yet marked.
  */
 import assert from "node:assert/strict";
+import { Client } from "pg";
+import { SENDER_LOCK_SPACE } from "../src/post-processing/events";
 import { createTestDatabase, createWallet, type TestDatabase } from "./support/database";
 import { e2e, postPayment, type E2E } from "./support/e2e";
 import {
   BrokerProxy,
+  brokerChannel,
   deleteTopology,
   directTransfer,
   eventually,
@@ -28,6 +31,8 @@ import type { RunningService } from "./support/services";
 import { SPANS, DETAIL_TAGS } from "../src/tracing/conventions";
 
 describe("post-processing under failure: no event lost, none applied twice", function () {
+  // Backoffs, restarts and a SIGKILLed relay: 20 s alone, longer under a loaded full suite.
+  this.timeout(90_000);
   let env: E2E;
   const exchanges: string[] = [];
   const running: RunningService[] = [];
@@ -243,6 +248,111 @@ describe("post-processing under failure: no event lost, none applied twice", fun
       await eventually(async () => (await receiptCount(db.pool, [first, second])) === 4, async () => `${relay.tail()}\n${consumers.tail()}\n${pg.log()}`);
       assert.deepEqual(await receiptsOf(db.pool, [first, second]), new Map([[first, ["receiver", "sender"]], [second, ["receiver", "sender"]]]));
       assert.equal(await unpublishedCount(db.pool, [first, second]), 0);
+    });
+
+    /**
+     * Two relays share the outbox; one sender's events must still reach the broker in commit
+     * order. The case that broke it: relay A holds a sender's first events (its advisory lock
+     * and their rows) when relay B's claim passes them, then A's batch rolls back while B's
+     * claim is still reading; B's claim can then take the sender's lock at a later event and,
+     * without the first-gap check, publish it before the earlier ones. Relay A is played here
+     * by a transaction of the test, so the rollback can be timed: B's claim is made to read
+     * past a long run of another sender's events (whose lock the test holds too), and A rolls
+     * back as soon as a claim of B has started, while it is still running (checked, not assumed).
+     */
+    it("keeps a sender's events in commit order when another relay's claim of them rolls back during this relay's claim", async function () {
+      this.timeout(120_000);
+      const ROUNDS = 3;
+      /** Enough for one claim to read for a few hundred milliseconds. */
+      const BUSY_EVENTS = 200_000;
+      const exchange = newExchange();
+      const receiver = await createWallet(db.pool, "pp_order_receiver", { balance: 0 });
+      const senders = await Promise.all(Array.from({ length: ROUNDS }, () => createWallet(db.pool, "pp_order_sender", { balance: 100_000 })));
+      const busy = `pp_order_busy_${process.pid}`;
+      const early: string[][] = [];
+      for (const sender of senders) early.push([await directTransfer(db.pool, sender, receiver, 1), await directTransfer(db.pool, sender, receiver, 2)]);
+      await db.pool.query(
+        `INSERT INTO outbox (aggregate_id, event_type, payload)
+         SELECT gen_random_uuid(), 'payment.completed', jsonb_build_object('sender_id', $1::text, 'n', n) FROM generate_series(1, $2::int) AS n`,
+        [busy, BUSY_EVENTS],
+      );
+      const late: string[] = [];
+      for (const sender of senders) late.push(await directTransfer(db.pool, sender, receiver, 3));
+      await db.pool.query(`ANALYZE outbox`);
+
+      const connect = async () => {
+        const client = new Client({ ...pg.server, database: db.name });
+        await client.connect();
+        return client;
+      };
+      // "Relay A": each sender's first two events claimed, as its claim leaves them; the busy sender held throughout.
+      const holders = await Promise.all(senders.map(connect));
+      const busyHolder = await connect();
+      const watcher = await connect();
+      const clients = [...holders, busyHolder, watcher];
+      try {
+        for (const [i, holder] of holders.entries()) {
+          await holder.query("BEGIN");
+          await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [SENDER_LOCK_SPACE, senders[i]]);
+          await holder.query("SELECT id FROM outbox WHERE aggregate_id = ANY($1::uuid[]) FOR UPDATE", [early[i]]);
+        }
+        await busyHolder.query("BEGIN");
+        await busyHolder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [SENDER_LOCK_SPACE, busy]);
+
+        const relay = track(await startRelay({ env, exchange }, { ...dbEnv(), RELAY_POLL_INTERVAL_MS: "100", RELAY_BATCH_SIZE: "10" }));
+        let inside = 0;
+        for (const [i, holder] of holders.entries()) {
+          // A claim of relay B that has read its first rows, the sender's early events (the
+          // claim reads in id order), and is still reading the busy sender's…
+          let claim: { pid: number; started: string } | undefined;
+          const deadline = Date.now() + 20_000;
+          while (!claim) {
+            const { rows } = await watcher.query<{ pid: number; started: string; reading: boolean }>(
+              `SELECT pid, query_start::text AS started,
+                      clock_timestamp() - query_start BETWEEN interval '60 milliseconds' AND interval '120 milliseconds' AS reading
+                 FROM pg_stat_activity
+                WHERE datname = $1 AND application_name = 'outbox-relay' AND state = 'active' AND query LIKE '%pg_try_advisory_xact_lock%'`,
+              [db.name],
+            );
+            claim = rows.find((r) => r.reading);
+            if (!claim && Date.now() > deadline) assert.fail(`no claim of the relay seen starting\n${relay.tail()}`);
+          }
+          // …then relay A's batch fails.
+          await holder.query("ROLLBACK");
+          const { rowCount } = await watcher.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND query_start::text = $2 AND state = 'active'`, [claim.pid, claim.started]);
+          if (rowCount === 1) inside += 1;
+          await eventually(async () => (await unpublishedCount(db.pool, [...early[i], late[i]])) === 0, () => relay.tail());
+        }
+        assert.ok(inside >= 1, "no rollback landed while a claim was running: the case was not exercised");
+
+        const { rows: events } = await db.pool.query<{ id: string; sender: string }>(
+          `SELECT id::text, payload->>'sender_id' AS sender FROM outbox WHERE aggregate_id = ANY($1::uuid[]) ORDER BY outbox.id`,
+          [[...early.flat(), ...late]],
+        );
+        assert.equal(events.length, ROUNDS * 3);
+        const { channel, close } = await brokerChannel();
+        const received: string[] = [];
+        try {
+          const queue = queueName(exchange, "receipts");
+          await eventually(
+            async () => {
+              for (let m = await channel.get(queue, { noAck: true }); m; m = await channel.get(queue, { noAck: true })) received.push(String(m.properties.messageId));
+              return received.length >= events.length;
+            },
+            () => `${received.length} of ${events.length} messages`,
+          );
+        } finally {
+          await close();
+        }
+        assert.deepEqual([...received].sort(), events.map((e) => e.id).sort(), "each event published once");
+        for (const sender of senders) {
+          const committed = events.filter((e) => e.sender === sender).map((e) => e.id);
+          assert.deepEqual(received.filter((id) => committed.includes(id)), committed, `${sender}'s events in commit order (${inside} of ${ROUNDS} rollbacks inside a claim)`);
+        }
+      } finally {
+        await db.pool.query(`DELETE FROM outbox WHERE payload->>'sender_id' = $1`, [busy]);
+        for (const client of clients) await client.end().catch(() => undefined);
+      }
     });
 
     it("prunes published events past the retention window in bounded batches, and never an unpublished one", async function () {

@@ -387,6 +387,7 @@ describe("reliability: faults", function () {
       const processPayment = onlySpan(trace, SPANS.processPayment);
       assert.equal(processPayment.meta[TAGS.failureReason], FAILURE_REASONS.fraudReview);
       assert.equal(processPayment.meta[TAGS.finalStatus], "declined");
+      assert.equal(processPayment.meta[TAGS.retryable], "true", "the span says the hold is not stored: a retry is decided anew");
       assert.equal(processPayment.error, 0, "a hold is a business decline");
 
       // A hold from a degraded score is not stored: no key replays it (a retry is scored again).

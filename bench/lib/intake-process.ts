@@ -2,46 +2,49 @@
  * The tests' trace intake (app/test/support/trace-intake.ts) in a process of its own, so
  * that decoding the tracers' msgpack, which a real agent does on the node, does not steal
  * event-loop time from the load generator. It forgets each payload once counted and
- * answers the parent's { type: "take" } with the counts since the previous take.
+ * answers the parent's "take" with the counts since the previous take.
  */
+import { HTTP_SERVER_SPAN, SERVICES } from "../../app/src/tracing/conventions";
 import { TraceIntake } from "../../app/test/support/trace-intake";
 
 export interface IntakeCounts {
   spans: number;
-  /** Spans by "<service> <name>". */
+  /** Spans by "<service> <name>", and their summed duration in ms. */
   spansByName: Record<string, number>;
-  /** Local root spans (fastify.request) by service and sampling priority: "payment-service:2". */
-  rootsByServicePriority: Record<string, number>;
+  msByName: Record<string, number>;
+  /** payment-service's local root spans (fastify.request), and those with a keep priority. */
+  paymentRoots: number;
+  paymentRootsKept: number;
 }
 
-const empty = (): IntakeCounts => ({ spans: 0, spansByName: {}, rootsByServicePriority: {} });
-const bump = (map: Record<string, number>, key: string) => (map[key] = (map[key] ?? 0) + 1);
+const empty = (): IntakeCounts => ({ spans: 0, spansByName: {}, msByName: {}, paymentRoots: 0, paymentRootsKept: 0 });
+const add = (map: Record<string, number>, key: string, n = 1) => (map[key] = (map[key] ?? 0) + n);
 
 async function main(): Promise<void> {
   const intake = await TraceIntake.start();
   let counts = empty();
   const drain = () => {
-    for (const payload of intake.payloads()) {
-      for (const span of payload.traces.flat()) {
-        counts.spans += 1;
-        bump(counts.spansByName, `${span.service} ${span.name}`);
-        if (span.name === "fastify.request") bump(counts.rootsByServicePriority, `${span.service}:${String(span.metrics._sampling_priority_v1 ?? "none")}`);
-      }
+    for (const span of intake.payloads().flatMap((p) => p.traces.flat())) {
+      counts.spans += 1;
+      add(counts.spansByName, `${span.service} ${span.name}`);
+      add(counts.msByName, `${span.service} ${span.name}`, span.duration / 1e6);
+      if (span.name !== HTTP_SERVER_SPAN || span.service !== SERVICES.payment) continue;
+      counts.paymentRoots += 1;
+      if (Number(span.metrics._sampling_priority_v1) > 0) counts.paymentRootsKept += 1;
     }
     intake.clear();
   };
   const timer = setInterval(drain, 200);
-  process.on("message", (message: { type?: string }) => {
-    if (message?.type !== "take") return;
+  process.on("message", () => {
     drain();
-    process.send?.({ type: "counts", counts });
+    process.send?.(counts);
     counts = empty();
   });
   process.on("disconnect", () => {
     clearInterval(timer);
     void intake.close().finally(() => process.exit(0));
   });
-  process.send?.({ type: "ready", url: intake.url });
+  process.send?.({ url: intake.url });
 }
 
 main().catch((error: Error) => {

@@ -1,91 +1,43 @@
 /**
- * Closed-loop POST /v1/payments load with autocannon: `connections` clients, each sending
- * the next payment when the previous one is answered. Every payment has its own
- * Idempotency-Key, a random sender (with its owner's access token) and a different random receiver among the seeded
- * wallets, and a small amount. Latencies come from autocannon's per-response event
- * (sub-millisecond) for 2xx answers.
+ * Closed-loop POST /v1/payments load: `connections` clients on keep-alive sockets (the
+ * reliability specs' HttpClient), each sending the next payment when the previous one is
+ * answered. Every payment has its own Idempotency-Key (`<keyPrefix>-<n>`), a random sender
+ * with its owner's access token, a different random receiver among the seeded wallets and a
+ * small amount. Failed: any answer but 2xx, and requests that got no answer.
  */
-import autocannon from "autocannon";
-import { authorizationFor, walletId } from "./stand";
-
-export interface LoadResult {
-  readonly seconds: number;
-  readonly ok2xx: number;
-  /** Non-2xx answers, errors and timeouts, with the status codes seen. */
-  readonly failed: number;
-  readonly statusCodes: Record<string, number>;
-  /** 2xx answers per second. */
-  readonly throughput: number;
-  readonly p50: number;
-  readonly p99: number;
-}
-
-export interface LoadPlan {
-  readonly url: string;
-  readonly connections: number;
-  readonly seconds: number;
-  readonly wallets: number;
-  /** Keys are `<keyPrefix>-<n>`: unique across rounds and runs. */
-  readonly keyPrefix: string;
-  /** Extra request headers (e.g. authorization). */
-  readonly headers?: Record<string, string>;
-}
+import { HttpClient, percentile } from "../../app/test/support/load";
+import { authorizations, walletId } from "./stand";
 
 const pick = (n: number) => 1 + Math.floor(Math.random() * n);
 
-export async function runPaymentLoad(plan: LoadPlan): Promise<LoadResult> {
-  let sequence = 0;
+export async function runPaymentLoad(plan: { url: string; connections: number; seconds: number; wallets: number; keyPrefix: string }) {
+  const client = new HttpClient(plan.url, plan.connections);
   const latencies: number[] = [];
-  const instance = autocannon({
-    url: plan.url,
-    connections: plan.connections,
-    duration: plan.seconds,
-    timeout: 10,
-    requests: [
-      {
-        method: "POST",
+  let sequence = 0;
+  const started = performance.now();
+  const loop = async () => {
+    while (performance.now() - started < plan.seconds * 1000) {
+      const sender = pick(plan.wallets);
+      const receiver = ((sender - 1 + pick(plan.wallets - 1)) % plan.wallets) + 1;
+      const answer = await client.request({
         path: "/v1/payments",
-        setupRequest: (request) => {
-          const sender = pick(plan.wallets);
-          const receiver = ((sender - 1 + pick(plan.wallets - 1)) % plan.wallets) + 1;
-          sequence += 1;
-          return {
-            ...request,
-            headers: {
-              "content-type": "application/json",
-              "idempotency-key": `${plan.keyPrefix}-${sequence}`,
-              // The sender's own access token: payment-service binds sender_id to the token's sub.
-              authorization: authorizationFor(sender),
-              ...plan.headers,
-            },
-            body: JSON.stringify({
-              sender_id: walletId(sender),
-              receiver_id: walletId(receiver),
-              amount: 100 + Math.floor(Math.random() * 4900),
-              currency: "USD",
-              payment_method_type: "wallet",
-              device: { id: `device-${sender}`, fingerprint: `fp-${sender.toString(36)}-web` },
-            }),
-          };
+        headers: { "content-type": "application/json", "idempotency-key": `${plan.keyPrefix}-${++sequence}`, authorization: authorizations[sender] },
+        body: {
+          sender_id: walletId(sender),
+          receiver_id: walletId(receiver),
+          amount: 100 + Math.floor(Math.random() * 4900),
+          currency: "USD",
+          payment_method_type: "wallet",
+          device: { id: `device-${sender}`, fingerprint: `fp-${sender.toString(36)}-web` },
         },
-      },
-    ],
-  });
-  instance.on("response", (_client: unknown, status: number, _bytes: number, ms: number) => {
-    if (status >= 200 && status < 300) latencies.push(ms);
-  });
-  const result = await instance;
-  const statusCodes: Record<string, number> = {};
-  for (const [code, { count }] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = count;
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)] : Number.NaN);
-  return {
-    seconds: result.duration,
-    ok2xx: result["2xx"],
-    failed: result.non2xx + result.errors,
-    statusCodes,
-    throughput: result["2xx"] / result.duration,
-    p50: at(0.5),
-    p99: at(0.99),
+      }).catch(() => undefined);
+      if (answer && answer.status >= 200 && answer.status < 300) latencies.push(answer.ms);
+    }
   };
+  await Promise.all(Array.from({ length: plan.connections }, loop));
+  client.close();
+  const seconds = (performance.now() - started) / 1000;
+  const ok2xx = latencies.length;
+  const at = (p: number) => (ok2xx ? percentile(latencies, p) : Number.NaN);
+  return { seconds, ok2xx, failed: sequence - ok2xx, throughput: ok2xx / seconds, p50: at(50), p99: at(99) };
 }

@@ -12,17 +12,10 @@ import path from "node:path";
 
 const REPO = path.resolve(__dirname, "../..");
 
-export interface PreviousBuild {
-  readonly commit: string;
-  /** Its compiled app/ (dist/src/…). */
-  readonly appDir: string;
-  /** Its Node binary. */
-  readonly node: string;
-  readonly nodeVersion: string;
-  readonly ddTraceVersion: string;
-}
+export type PreviousBuild = ReturnType<typeof preparePrevious>;
 
-export function preparePrevious(commit: string, log: (message: string) => void): PreviousBuild {
+/** Its compiled app/ (dist/src/…) and its Node binary, with the versions they report. */
+export function preparePrevious(commit: string, log: (message: string) => void) {
   const full = execFileSync("git", ["rev-parse", "--verify", `${commit}^{commit}`], { cwd: REPO, encoding: "utf8" }).trim();
   const dir = path.join(os.tmpdir(), `payments-apm-bench-${full.slice(0, 12)}`);
   const appDir = path.join(dir, "app");
@@ -35,9 +28,7 @@ export function preparePrevious(commit: string, log: (message: string) => void):
     const archive = execFileSync("git", ["archive", full, "package.json", "package-lock.json", "app"], { cwd: REPO, maxBuffer: 1 << 28 });
     execFileSync("tar", ["-x", "-C", dir], { input: archive });
     execFileSync("npm", ["ci", "--workspace", "app", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, stdio: "ignore" });
-    execFileSync(node, [path.join(dir, "node_modules/typescript/bin/tsc"), "-p", path.join(appDir, "tsconfig.build.json")], {
-      cwd: dir,
-    });
+    execFileSync(node, [path.join(dir, "node_modules/typescript/bin/tsc"), "-p", path.join(appDir, "tsconfig.build.json")], { cwd: dir });
   }
   return {
     commit: full,

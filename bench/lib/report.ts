@@ -1,61 +1,38 @@
 /**
  * The results page (bench/results/latest.md): the side-by-side table, the ratios, the goal
- * table with met / not met / undecided, the candidate cuts, the machine's load.
+ * table with met / not met / undecided, what authentication, TLS and the performance
+ * annotations cost, the candidate cuts, the machine's load.
  */
+import os from "node:os";
+import type { Round } from "../run";
 import type { BenchConfig } from "./configs";
 import type { PreviousBuild } from "./previous";
-import { figure, isNoise, judge, judgeCut, MIN_ROUNDS, paired, type Figure, type Goal } from "./verdict";
+import { figure, isNoise, judge, judgeCost, judgeCut, MIN_ROUNDS, paired, type Figure, type Goal } from "./verdict";
 
-export interface Round {
-  readonly config: string;
-  readonly index: number;
-  readonly payments: number;
-  readonly cpuMsPerPayment: { payment: number; fraud: number };
-  readonly throughput: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly spansPerPayment: number;
-  readonly spansByName: Record<string, number>;
-  /** Share of payment-service roots the intake received with a keep priority. */
-  readonly paymentRootsKept: number;
-  /** 1-minute load average at the start; busy cores over the measured phase, and those not ours. */
-  readonly machine: { loadAverage: number; busyCores: number; otherCores: number };
-  readonly answered2xx: number;
-  readonly failed: number;
-  readonly problems: string[];
-}
-
+/** What the page says of the run; rendered at its end (wall time, load average at the end). */
 export interface RunInfo {
-  readonly date: string;
-  readonly cpus: number;
-  readonly cpuModel: string;
+  /** Date.now() at the start. */
+  readonly started: number;
   readonly loadAverageAtStart: number[];
-  readonly loadAverageAtEnd: number[];
-  readonly wallSeconds: number;
   readonly options: { rounds: number; seconds: number; connections: number; wallets: number; warmupPayments: number };
   readonly previous?: PreviousBuild;
   readonly configs: readonly BenchConfig[];
   readonly stopped?: string;
+  /** Per round, CPU µs of one verification in the bench process (ES256 user token, RS256 ServiceAccount token). */
+  readonly verification: { user: number; service: number }[];
   readonly problems: string[];
-  readonly notes: string[];
+  /** "<config> <failed> of <total>" for each configuration with failed requests. */
+  readonly failed: string[];
 }
 
-export const GOALS = {
+const GOALS = {
   cpuAdded: { target: 0.5, bound: "max", impossibleBeyond: 0 } satisfies Goal,
   throughputRatio: { target: 0.8, bound: "min", impossibleBeyond: 1 } satisfies Goal,
 };
 
 const cpu = (r: Round) => r.cpuMsPerPayment.payment + r.cpuMsPerPayment.fraud;
-
-/** Per-round values of `config`, indexed by round (NaN where it has none). */
-function series(rounds: readonly Round[], config: string, value: (r: Round) => number, count: number): number[] {
-  return Array.from({ length: count }, (_, i) => {
-    const r = rounds.find((x) => x.config === config && x.index === i + 1);
-    return r ? value(r) : Number.NaN;
-  });
-}
-
 const fmt = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+
 /** "1.234 [1.100–1.400]", or "noise (…)" when the median is impossible for the figure. */
 function show(f: Figure, digits: number, goal?: Goal): string {
   const text = `${fmt(f.median, digits)} [${fmt(f.min, digits)}–${fmt(f.max, digits)}]`;
@@ -64,108 +41,122 @@ function show(f: Figure, digits: number, goal?: Goal): string {
 
 export function renderReport(info: RunInfo, rounds: readonly Round[]): string {
   const count = Math.max(0, ...rounds.map((r) => r.index));
-  const of = (config: string, value: (r: Round) => number) => series(rounds, config, value, count);
+  /** Per-round values of `config`, indexed by round (NaN where it has none). */
+  const of = (config: string, value: (r: Round) => number) =>
+    Array.from({ length: count }, (_, i) => {
+      const r = rounds.find((x) => x.config === config && x.index === i + 1);
+      return r ? value(r) : Number.NaN;
+    });
+  const median = (config: string, value: (r: Round) => number, digits: number) => fmt(figure(of(config, value)).median, digits);
   const has = (config: string) => info.configs.some((c) => c.id === config);
-  const lines: string[] = [];
+  const diff = (a: string, b: string, value = cpu) => figure(paired(of(a, value), of(b, value), (x, y) => x - y));
+  const ratio = (a: string, b: string, value: (r: Round) => number) => figure(paired(of(a, value), of(b, value), (x, y) => x / y));
   const prev = info.previous;
-  lines.push(
+  const cpus = os.cpus();
+  const lines = [
     "# POST /v1/payments: tracing cost, side by side",
     "",
-    `${info.date.slice(0, 16).replace("T", " ")} UTC · ${info.cpus} × ${info.cpuModel} · ${count} alternating rounds of ` +
+    `${new Date(info.started).toISOString().slice(0, 16).replace("T", " ")} UTC · ${cpus.length} × ${cpus[0]?.model ?? "?"} · ${count} alternating rounds of ` +
       `${info.options.seconds} s per configuration, ${info.options.connections} connections, ${info.options.wallets} wallets, ` +
-      `each pair warmed to ${info.options.warmupPayments} payments first · wall time ${info.wallSeconds.toFixed(0)} s` +
+      `each pair warmed to ${info.options.warmupPayments} payments first · wall time ${((Date.now() - info.started) / 1000).toFixed(0)} s` +
       (prev ? ` · previous runtime: ${prev.commit.slice(0, 7)} (${prev.nodeVersion}, dd-trace ${prev.ddTraceVersion})` : ""),
     "",
     "Figures are medians over rounds with their [min–max]. CPU is user + system time of both service processes ÷ " +
-      "payments answered 201; it moves least with the machine's other load, so it is the primary figure.",
+      "payments answered 201; it moves least with the machine's other load, so it is the primary figure. This build " +
+      "runs as prod: bearer tokens verified, TLS to PostgreSQL (verify-full) and Redis (rediss:// + AUTH) of the " +
+      "bench's own; the previous runtime's app predates both (it ignores the tokens and speaks cleartext).",
     "",
-  );
+  ];
   if (info.stopped) lines.push(`**Incomplete:** ${info.stopped}.`, "");
 
-  lines.push(
-    "| configuration | CPU ms / payment (payment + fraud) | payments/s | p50 / p99 ms | spans / payment | payment roots kept |",
-    "|---|---|---|---|---:|---:|",
-  );
+  lines.push("| configuration | CPU ms / payment (payment + fraud) | payments/s | p50 / p99 ms | spans / payment | payment roots kept |", "|---|---|---|---|---:|---:|");
   for (const c of info.configs) {
-    const total = figure(of(c.id, cpu));
-    const split = `${fmt(figure(of(c.id, (r) => r.cpuMsPerPayment.payment)).median, 3)} + ${fmt(figure(of(c.id, (r) => r.cpuMsPerPayment.fraud)).median, 3)}`;
+    const traced = (text: string) => (c.traced ? text : "–");
     lines.push(
-      `| ${c.title} | ${show(total, 3)} (${split}) | ${show(figure(of(c.id, (r) => r.throughput)), 0)} | ` +
-        `${fmt(figure(of(c.id, (r) => r.p50)).median, 1)} / ${fmt(figure(of(c.id, (r) => r.p99)).median, 1)} | ` +
-        `${c.traced ? fmt(figure(of(c.id, (r) => r.spansPerPayment)).median, 1) : "–"} | ` +
-        `${c.traced ? `${fmt(100 * figure(of(c.id, (r) => r.paymentRootsKept)).min, 0)} % (lowest round)` : "–"} |`,
+      `| ${c.variant ? `traced, ${c.variant.kind === "cost" ? "without" : "cut:"} ${c.title}` : c.title} | ${show(figure(of(c.id, cpu)), 3)} ` +
+        `(${median(c.id, (r) => r.cpuMsPerPayment.payment, 3)} + ${median(c.id, (r) => r.cpuMsPerPayment.fraud, 3)}) | ` +
+        `${show(figure(of(c.id, (r) => r.throughput)), 0)} | ${median(c.id, (r) => r.p50, 1)} / ${median(c.id, (r) => r.p99, 1)} | ` +
+        `${traced(median(c.id, (r) => r.spansPerPayment, 1))} | ${traced(`${fmt(100 * figure(of(c.id, (r) => r.paymentRootsKept)).min, 0)} % (lowest round)`)} |`,
     );
   }
-  lines.push("");
 
-  const added = (traced: string, untraced: string) => figure(paired(of(traced, cpu), of(untraced, cpu), (a, b) => a - b));
-  const ratio = (a: string, b: string, value: (r: Round) => number) => figure(paired(of(a, value), of(b, value), (x, y) => x / y));
-  const rows: string[] = [];
-  const both = (label: string, make: (t: string, u: string) => string) => {
-    const cells = [["traced", "untraced"], ["prev-traced", "prev-untraced"]].map(([t, u]) => (has(t) && has(u) ? make(t, u) : "–"));
-    rows.push(`| ${label} | ${cells.join(" | ")} |`);
-  };
-  both("CPU added by tracing, ms / payment (per-round pairs)", (t, u) => show(added(t, u), 3, GOALS.cpuAdded));
-  both("traced ÷ untraced payments/s", (t, u) => show(ratio(t, u, (r) => r.throughput), 2, GOALS.throughputRatio));
-  both("traced ÷ untraced p50 latency", (t, u) => show(ratio(t, u, (r) => r.p50), 2));
-  lines.push("| ratio | this build | previous runtime |", "|---|---|---|", ...rows);
-  if (has("prev-traced") && has("traced")) {
-    lines.push(`| this ÷ previous CPU / payment, traced | ${show(ratio("traced", "prev-traced", cpu), 2)} | |`);
-  }
-  if (has("prev-untraced") && has("untraced")) {
-    lines.push(`| this ÷ previous CPU / payment, untraced | ${show(ratio("untraced", "prev-untraced", cpu), 2)} | |`);
-  }
-  lines.push("");
-
-  const cpuAdded = added("traced", "untraced");
-  const tput = ratio("traced", "untraced", (r) => r.throughput);
+  const both = (label: string, make: (t: string, u: string) => string) =>
+    `| ${label} | ${[["traced", "untraced"], ["prev-traced", "prev-untraced"]].map(([t, u]) => (has(t) && has(u) ? make(t, u) : "–")).join(" | ")} |`;
+  const cpuAdded = diff("traced", "untraced");
+  const throughputRatio = ratio("traced", "untraced", (r) => r.throughput);
   lines.push(
+    "",
+    "| ratio | this build | previous runtime |",
+    "|---|---|---|",
+    both("CPU added by tracing, ms / payment (per-round pairs)", (t, u) => show(diff(t, u), 3, GOALS.cpuAdded)),
+    both("traced ÷ untraced payments/s", (t, u) => show(ratio(t, u, (r) => r.throughput), 2, GOALS.throughputRatio)),
+    both("traced ÷ untraced p50 latency", (t, u) => show(ratio(t, u, (r) => r.p50), 2)),
+  );
+  for (const [a, b, label] of [["traced", "prev-traced", "traced"], ["untraced", "prev-untraced", "untraced"]]) {
+    if (has(a) && has(b)) lines.push(`| this ÷ previous CPU / payment, ${label} | ${show(ratio(a, b, cpu), 2)} | |`);
+  }
+  lines.push(
+    "",
     "| goal (this build, prod sampling) | target | measured | verdict |",
     "|---|---|---|---|",
     goalRow("CPU added by tracing per payment, both services", "≤ 0.5 ms", cpuAdded, 3, GOALS.cpuAdded),
-    goalRow("traced ÷ untraced throughput", "≥ 0.8", tput, 2, GOALS.throughputRatio),
-    "",
-    `Met only when the whole [min–max] meets the target, not met only when none of it does, otherwise undecided; ` +
-      `fewer than ${MIN_ROUNDS} rounds decide nothing; a negative added cost or a ratio above 1 is noise.`,
+    goalRow("traced ÷ untraced throughput", "≥ 0.8", throughputRatio, 2, GOALS.throughputRatio),
     "",
   );
-  if (Number.isFinite(cpuAdded.median) && cpuAdded.median > GOALS.cpuAdded.target) {
-    const spans = figure(of("traced", (r) => r.spansPerPayment)).median;
-    const perSpan = (cpuAdded.median * 1000) / spans;
-    lines.push(
-      `Short by ${fmt(cpuAdded.median - 0.5, 3)} ms (×${fmt(cpuAdded.median / 0.5, 1)} the goal). At ${fmt(perSpan, 0)} µs ` +
-        `per span (${fmt(spans, 1)} spans), 0.5 ms buys about ${fmt(500 / perSpan, 0)} spans per payment across both ` +
-        `services, or the same ${fmt(spans, 0)} spans at ${fmt(500 / spans, 0)} µs each.`,
-      "",
-    );
-  }
+  const spanCount = figure(of("traced", (r) => r.spansPerPayment)).median;
+  const perSpan = (cpuAdded.median * 1000) / spanCount;
+  const short = cpuAdded.median > GOALS.cpuAdded.target
+    ? ` Short by ${fmt(cpuAdded.median - 0.5, 3)} ms (×${fmt(cpuAdded.median / 0.5, 1)} the goal): at ${fmt(perSpan, 0)} µs per span (${fmt(spanCount, 1)} ` +
+      `spans), 0.5 ms buys about ${fmt(500 / perSpan, 0)} spans per payment across both services, or the same spans at ${fmt(500 / spanCount, 0)} µs each.`
+    : "";
+  lines.push(`Met only when the whole [min–max] meets the target, not met only when none of it does, otherwise undecided; ` +
+    `fewer than ${MIN_ROUNDS} rounds decide nothing; a negative added cost or a ratio above 1 is noise.${short}`, "");
 
-  const cuts = info.configs.filter((c) => c.cut);
-  if (cuts.length && has("traced")) {
-    lines.push("| candidate cut | CPU ms / payment vs traced (per-round pairs) | payments/s vs traced | verdict |", "|---|---|---|---|");
-    for (const c of cuts) {
-      const saving = figure(paired(of(c.id, cpu), of("traced", cpu), (a, b) => a - b));
-      lines.push(`| ${c.title} | ${show(saving, 3)} | ×${show(ratio(c.id, "traced", (r) => r.throughput), 2)} | ${judgeCut(saving)} |`);
+  const variants = (kind: "cost" | "cut") => (has("traced") ? info.configs.filter((c) => c.variant?.kind === kind) : []);
+  for (const [kind, heading] of [
+    ["cost", "what it costs per payment | CPU ms, traced − traced without it (payment + fraud) | traced ÷ without it, payments/s"],
+    ["cut", "candidate cut | CPU ms, cut − traced (payment + fraud) | cut ÷ traced, payments/s"],
+  ] as const) {
+    if (!variants(kind).length) continue;
+    lines.push(`| ${heading} | verdict |`, "|---|---|---|---|");
+    for (const c of variants(kind)) {
+      const [a, b] = kind === "cost" ? ["traced", c.id] : [c.id, "traced"];
+      const part = (value: (r: Round) => number) => fmt(diff(a, b, value).median, 3);
+      lines.push(`| ${c.title} | ${show(diff(a, b), 3)} (${part((r) => r.cpuMsPerPayment.payment)} + ${part((r) => r.cpuMsPerPayment.fraud)}) | ` +
+        `${show(ratio(a, b, (r) => r.throughput), 2)} | ${kind === "cost" ? judgeCost(diff(a, b)) : judgeCut(diff(a, b))} |`);
     }
-    lines.push("", "A cut is kept only when every round saved CPU. What each one changes:", "");
-    for (const c of cuts) lines.push(`- **${c.title}**: ${c.cut}`);
     lines.push("");
   }
+  if (variants("cost").length + variants("cut").length) lines.push("A feature costs CPU, and a cut is kept, only when every round says so; a negative cost in every round is noise. " +
+    "What each cut changes: bench/lib/configs.ts.", "");
+  for (const c of variants("cost")) lines.push(`- **${c.title}**: ${c.variant!.note}`);
+  if (info.verification.length) {
+    const us = (value: (v: { user: number; service: number }) => number) => show(figure(info.verification.map(value)), 0);
+    lines.push("", `Token verification alone, CPU µs in the bench process (Node ${process.versions.node}) with the services' verifiers (app/src/auth), per round: ` +
+      `ES256 user token ${us((v) => v.user)} + RS256 ServiceAccount token ${us((v) => v.service)} = ${us((v) => v.user + v.service)} per payment.`);
+  }
+  if (has("no-verify") && has("traced")) {
+    const auth = (r: Round) => ["payment-service user.authentication", "fraud-service service.authentication"].reduce((sum, k) => sum + (r.spans[k]?.meanMs ?? Number.NaN), 0);
+    lines.push("", `Wall time of the two authentication spans per payment (verification included, waits for a core too): ` +
+      `${show(figure(of("traced", auth)), 3)} ms with verification, ${show(figure(of("no-verify", auth)), 3)} ms decoding only.`);
+  }
 
-  const load = (value: (r: Round) => number) => figure(rounds.map(value));
+  const load = (value: (r: Round) => number) => show(figure(rounds.map(value)), 2);
+  const spans = rounds.find((r) => r.config === "traced")?.spans ?? {};
   lines.push(
-    "| machine load during the measured phases | median [min–max] |",
-    "|---|---|",
-    `| load average (1 min) | ${show(load((r) => r.machine.loadAverage), 1)}; at start ${info.loadAverageAtStart.map((l) => l.toFixed(1)).join(" / ")}, at end ${info.loadAverageAtEnd.map((l) => l.toFixed(1)).join(" / ")} |`,
-    `| busy cores (of ${info.cpus}) | ${show(load((r) => r.machine.busyCores), 2)} |`,
-    `| cores used by other processes (PostgreSQL, Redis, anything not the services, the load generator or the intake) | ${show(load((r) => r.machine.otherCores), 2)} |`,
     "",
+    "| machine during the measured phases | median [min–max] |",
+    "|---|---|",
+    `| load average (1 min) | ${load((r) => r.machine.loadAverage)}; at start ${info.loadAverageAtStart.map((l) => l.toFixed(1)).join(" / ")}, at end ${os.loadavg().map((l) => l.toFixed(1)).join(" / ")} |`,
+    `| busy cores (of ${cpus.length}) | ${load((r) => r.machine.busyCores)} |`,
+    `| cores used by other processes (PostgreSQL, Redis, anything not the services, the load generator or the intake) | ${load((r) => r.machine.otherCores)} |`,
+    "",
+    `Spans per payment (mean duration), this build traced, round 1: ${Object.entries(spans).sort().map(([k, v]) => `${k} ${v.count.toFixed(2)} (${fmt(v.meanMs, 2)} ms)`).join(" · ")}.`,
+    "",
+    info.problems.length ? `Problems: ${info.problems.join("; ")}.` : "No error logged, no service died, the ledger adds up.",
   );
-  const spans = rounds.find((r) => r.config === "traced")?.spansByName;
-  if (spans) lines.push(`Spans per payment, this build traced: ${Object.entries(spans).sort().map(([k, v]) => `${k} ${v}`).join(" · ")}.`, "");
-  lines.push(info.problems.length ? `Problems: ${info.problems.join("; ")}.` : "No error logged, no service died, the ledger adds up.", "");
-  if (info.notes.length) lines.push(`Failed requests, warm-up included (the run fails above 1 %): ${info.notes.join(", ")}.`, "");
-  return lines.join("\n");
+  if (info.failed.length) lines.push("", `Failed requests, warm-up included (the run fails above 1 %): ${info.failed.join(", ")}.`);
+  return `${lines.join("\n")}\n`;
 }
 
 function goalRow(label: string, target: string, f: Figure, digits: number, goal: Goal): string {

@@ -18,8 +18,6 @@ export interface Figure {
   readonly rounds: number;
 }
 
-export type Verdict = "met" | "not met" | "undecided";
-
 export interface Goal {
   readonly target: number;
   /** "max": the figure must stay at or below the target; "min": at or above it. */
@@ -28,8 +26,8 @@ export interface Goal {
   readonly impossibleBeyond?: number;
 }
 
-export interface Judgement {
-  readonly verdict: Verdict;
+interface Judgement {
+  readonly verdict: "met" | "not met" | "undecided";
   /** Why it is undecided (or "noise"), for the page. */
   readonly reason?: string;
 }
@@ -75,4 +73,15 @@ export function judgeCut(saving: Figure): "kept" | "not kept: costs more" | "not
   if (saving.rounds >= MIN_ROUNDS && saving.max < 0) return "kept";
   if (saving.rounds >= MIN_ROUNDS && saving.min > 0) return "not kept: costs more";
   return "not kept: undecided";
+}
+
+/**
+ * What a feature costs per payment (traced − the same with the feature off, per round): it
+ * costs only when every round says so over at least MIN_ROUNDS rounds; a cost below zero
+ * in every round is noise (turning a feature off adds no work).
+ */
+export function judgeCost(cost: Figure): "costs CPU" | "noise: negative" | "undecided" {
+  if (cost.rounds >= MIN_ROUNDS && cost.min > 0) return "costs CPU";
+  if (cost.rounds >= MIN_ROUNDS && cost.max < 0) return "noise: negative";
+  return "undecided";
 }

@@ -1,6 +1,8 @@
 import * as assert from "node:assert/strict";
 import { analyzeSpans, type MonitorThresholds, type ReportSource } from "../../analytics/analyze";
+import { renderHtml } from "../../analytics/html";
 import { renderText } from "../../analytics/text";
+import { reportOfCapture } from "../../scripts/traces-analyze";
 import type { SpanRecord } from "../../analytics/spans";
 import { parseSpansFile } from "../../analytics/spans-file";
 
@@ -28,6 +30,16 @@ const payment = (durationMs: number, meta: Record<string, string>, extra: Partia
   span({ name: "payment.process_payment", durationMs, meta, ...extra });
 
 describe("analytics: the report (analytics/analyze.ts)", () => {
+  it("counts a decline the client may retry (not stored in the ledger) as retryable, apart from held ones", () => {
+    const r = analyze([
+      payment(40, { "payment.final_status": "declined", "payment.failure_reason": "fraud_review" }),
+      payment(45, { "payment.final_status": "declined", "payment.failure_reason": "fraud_review", "payment.retryable": "true" }),
+      payment(50, { "payment.final_status": "declined", "payment.failure_reason": "fraud_blocked", "payment.retryable": "true" }),
+      payment(55, { "payment.final_status": "declined", "payment.failure_reason": "insufficient_funds" }),
+    ]);
+    assert.deepEqual(r.paymentFlow.outcomes, { held: 1, retryable: 2, declined: 1 });
+  });
+
   it("summarises the payment flow, its outcomes (held = declined for fraud review) and holds it against the monitors", () => {
     const spans = [
       payment(100, { "payment.final_status": "completed" }),
@@ -127,5 +139,38 @@ describe("analytics: the capture file format (analytics/spans-file.ts)", () => {
     assert.equal(s.error, true);
     assert.throws(() => parseSpansFile(`${line}\n{"trace_id": 5, "duration": 1}`, "f.jsonl"), /f\.jsonl:2: trace_id must be a decimal string/);
     assert.throws(() => parseSpansFile("nope", "f.jsonl"), /f\.jsonl:1: not JSON/);
+  });
+});
+
+describe("analytics: a long capture (scripts/traces-analyze.ts, analytics/)", () => {
+  it("reports on 200,000 payment spans, more than a call takes arguments (a long demo's capture)", function () {
+    this.timeout(60_000);
+    const n = 200_000;
+    const spans: SpanRecord[] = [];
+    for (let i = 0; i < n; i++) {
+      spans.push({
+        traceId: String(i + 1),
+        spanId: String(i + 1),
+        parentId: "0",
+        service: "payment-service",
+        name: "payment.process_payment",
+        resource: "payment.process_payment",
+        startMs: 1_000 + i,
+        durationMs: 1 + (i % 997),
+        error: false,
+        meta: { "payment.final_status": "completed" },
+        metrics: {},
+      });
+    }
+    const r = reportOfCapture(spans, "big.jsonl", "prod");
+    assert.equal(r.paymentFlow.count, n);
+    assert.equal(r.paymentFlow.maxMs, 997);
+    let end = 0;
+    for (const s of spans) end = Math.max(end, s.startMs + s.durationMs);
+    assert.deepEqual([r.source.fromMs, r.source.toMs], [1_000, end]);
+    assert.equal(r.distribution.reduce((sum, b) => sum + b.count, 0), n);
+    assert.equal(r.slowestOperations[0].maxMs, 997);
+    assert.equal(r.slowestTrace?.durationMs, 997);
+    assert.match(renderHtml(r), /id="latency-distribution"/);
   });
 });

@@ -13,6 +13,8 @@ const MIGRATION_LOCK_ID = 4_271_001;
 
 /** The session setting the grants migration reads the services' role from. */
 export const RUNTIME_ROLE_SETTING = "payments.runtime_role";
+/** The session setting the worker grants migration reads the relay's and consumers' role from. */
+export const WORKER_ROLE_SETTING = "payments.worker_role";
 
 /** app/migrations, found from src/ledger (tsx) or dist/src/ledger (compiled). */
 export function migrationsDir(from: string = __dirname): string {
@@ -34,6 +36,11 @@ export interface MigrateOptions {
    * by the grants migration. Default: none, nothing granted (the migrating role runs them).
    */
   readonly runtimeRole?: string;
+  /**
+   * The role the outbox relay and the consumers connect as (payments-apm:database.workerUser),
+   * granted what they need by 010_worker_role_grants.sql. Default: none, nothing granted.
+   */
+  readonly workerRole?: string;
   /** Wraps the application of one file (e.g. in a span); must call `apply` and return its promise. */
   readonly around?: (file: string, apply: () => Promise<void>) => Promise<void>;
 }
@@ -44,9 +51,14 @@ export async function migrate(config: ClientConfig = {}, dir: string = migration
     .sort();
   const around = options.around ?? ((_file, apply) => apply());
   const client = new Client(config);
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new Error(`cannot connect to the ledger database: ${(error as Error).message}`);
+  }
   try {
     if (options.runtimeRole) await client.query("SELECT set_config($1, $2, false)", [RUNTIME_ROLE_SETTING, options.runtimeRole]);
+    if (options.workerRole) await client.query("SELECT set_config($1, $2, false)", [WORKER_ROLE_SETTING, options.workerRole]);
     await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_ID]);
     await client.query(
       `CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -5,7 +5,6 @@
  * its own transaction; the outbox relay publishes it to RabbitMQ outside the request
  * (src/post-processing/).
  */
-import { randomUUID } from "node:crypto";
 import type { Pool } from "pg";
 import { isDatabaseUnavailable } from "../ledger/db";
 import { annotateCustomer, annotatePayment, annotateRootTier, annotateUser } from "../tracing/annotators";
@@ -35,6 +34,7 @@ import {
 } from "./outcomes";
 import { isCardUsable, TIER_LIMITS } from "./payment-method";
 import { requestHash, type PaymentRequest } from "./request";
+import { newTransactionId } from "./transaction-id";
 import {
   findTransaction,
   loadWallets,
@@ -66,7 +66,7 @@ export function processPayment(
   root: Span | null,
 ): Promise<PaymentOutcome> {
   const tx: TransactionRecord = {
-    id: randomUUID(),
+    id: newTransactionId(),
     idempotencyKey,
     requestHash: requestHash(request),
     senderId: request.sender_id,
@@ -314,7 +314,11 @@ async function decline(
   tx: TransactionRecord,
   declined: PaymentDeclined,
 ): Promise<PaymentOutcome> {
-  setTags(span, { [TAGS.failureReason]: declined.reason, [TAGS.finalStatus]: "declined" });
+  setTags(span, {
+    [TAGS.failureReason]: declined.reason,
+    [TAGS.finalStatus]: "declined",
+    [TAGS.retryable]: declined.retryable ? true : undefined,
+  });
   const outcome = declineOutcome(declined, tx.id);
   if (declined.retryable) {
     deps.logger.info({ transaction_id: tx.id, reason: declined.reason, retryable: true }, "payment declined");

@@ -6,6 +6,12 @@
 import { z } from "zod";
 import { EVENT_TYPES } from "../tracing/conventions";
 
+/**
+ * First key of the relay's per-sender advisory locks (the second is `hashtext` of the sender
+ * id): one relay at a time holds a sender's events, so they reach the broker in commit order.
+ */
+export const SENDER_LOCK_SPACE = 4_271_012;
+
 const userId = z.string().min(1).max(128);
 
 export const paymentCompletedPayloadSchema = z.object({

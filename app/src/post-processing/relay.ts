@@ -22,7 +22,7 @@ import type { Logger } from "../tracing/logger";
 import { extractContext } from "../tracing/propagation";
 import { traced } from "../tracing/spans";
 import { assertTopology, backoffDelay, connect, describeBroker, type BrokerSettings } from "./broker";
-import { messageBody, type OutboxRow } from "./events";
+import { messageBody, SENDER_LOCK_SPACE, type OutboxRow } from "./events";
 
 export interface RelaySettings {
   readonly batchSize: number;
@@ -38,15 +38,19 @@ export interface RelaySettings {
   readonly pruneIntervalMs: number;
 }
 
-/** First key of the relay's advisory locks (the second is the sender's hash). */
-const SENDER_LOCK_SPACE = 4_271_012;
 
+/**
+ * `ORDER BY outbox.id`, the bigint: a bare `id` would name the output column `id::text` and
+ * sort as text ('10' before '9'), publishing a sender's events out of commit order, and it
+ * would keep the partial index from serving the order, so every claim would test the lock
+ * of every unpublished event's sender instead of stopping at the batch size.
+ */
 const CLAIM_SQL = `
   SELECT id::text, aggregate_id::text, event_type, payload, trace_context, created_at
     FROM outbox
    WHERE published_at IS NULL
      AND pg_try_advisory_xact_lock(${SENDER_LOCK_SPACE}, hashtext(coalesce(payload->>'sender_id', aggregate_id::text)))
-   ORDER BY id
+   ORDER BY outbox.id
    LIMIT $1
      FOR UPDATE SKIP LOCKED`;
 

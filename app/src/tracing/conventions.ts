@@ -93,6 +93,11 @@ export const TAGS = {
   fraudRiskFactors: "fraud.risk_factors",
   fraudDegraded: "fraud.degraded",
   /**
+   * "true" on a decline the client may retry (held or blocked on a degraded fraud score):
+   * answered with `retryable: true` and not stored in the ledger, so a retry is decided anew.
+   */
+  retryable: "payment.retryable",
+  /**
    * Set on the local root span in an early request hook, before any outgoing call, so
    * head-based sampling rules can match the payment flow on the span that decides.
    */
