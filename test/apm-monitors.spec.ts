@@ -130,3 +130,21 @@ describe("ApmMonitors (rendered under the mock engine)", () => {
     );
   });
 });
+
+describe("APM monitor names and messages", () => {
+  it("names each monitor and says what is high, for whom, in which env, against which threshold", () => {
+    const specs = apmMonitorSpecs("prod", thresholds, ["@slack-payments-alerts"]);
+    assert.deepEqual(
+      specs.map((s) => [s.name, s.message.split("\n")[0]]),
+      [
+        ["[prod] Payment p95 latency above threshold", "{{#is_alert}}Payment p95 latency over 5 minutes is high for payment-service in prod: {{value}} (threshold 2).{{/is_alert}}"],
+        ["[prod] Payment error rate above threshold", "{{#is_alert}}Payment error rate over 10 minutes is high for payment-service in prod: {{value}} (threshold 0.05).{{/is_alert}}"],
+        ["[prod] Ledger database p95 latency above threshold", "{{#is_alert}}Ledger database p95 latency over 5 minutes is high for payment-service in prod: {{value}} (threshold 1).{{/is_alert}}"],
+        [
+          "[prod] Post-processing lag p95 above threshold",
+          "{{#is_alert}}Post-processing lag p95 (payment commit to consumption) over 5 minutes is high: the relay, the broker or a consumer is behind or down for post-processing in prod: {{value}} (threshold 60).{{/is_alert}}",
+        ],
+      ],
+    );
+  });
+});
