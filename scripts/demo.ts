@@ -16,7 +16,6 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import Redis from "ioredis";
 import type { Pool } from "pg";
 import { outcomeOf, type TraceReport } from "../analytics/analyze";
 import { renderHtml } from "../analytics/html";
@@ -25,6 +24,7 @@ import type { SpanRecord } from "../analytics/spans";
 import { renderText } from "../analytics/text";
 import { SERVICES, SPANS, TAGS, type CustomerTier } from "../app/src/tracing/conventions";
 import { seedWallets, type ProfileSeed, type WalletSeed } from "../app/src/ledger/seed";
+import { deleteKeys } from "../app/test/support/redis-keys";
 import { createTestDatabase, type TestDatabase } from "../app/test/support/database";
 import { IdentityProvider, TokenFile } from "../app/test/support/identity";
 import { renderedEnv, startService, testEnv, type RunningService } from "../app/test/support/services";
@@ -245,7 +245,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     for (const service of running) await service.stop().catch(() => undefined);
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     await db?.pool.end().catch(() => undefined);
-    await deleteRedisKeys(redisPrefix).catch(() => undefined);
+    await deleteKeys(redisPrefix).catch(() => undefined);
   }
 }
 
@@ -456,21 +456,6 @@ function progressLine(
   };
 }
 
-/** The demo's Redis keys (fraud-service's sender history, under the demo's prefix). */
-async function deleteRedisKeys(prefix: string): Promise<void> {
-  const redis = new Redis("redis://127.0.0.1:6379", { lazyConnect: true, disableClientInfo: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== "0");
-  } finally {
-    redis.disconnect();
-  }
-}
 
 const USAGE = "usage: npm run demo -- [--seconds 30] [--out out/demo] [--concurrency 4] [--database payments_demo]";
 

@@ -4,7 +4,6 @@
  * down after the last test. Specs that need other wiring start extra instances with
  * `startPaymentService` / `startFraudService`.
  */
-import Redis from "ioredis";
 import { SERVICES } from "../../src/tracing/conventions";
 import { createTestDatabase, type TestDatabase } from "./database";
 import { FraudStandIn } from "./fraud-stand-in";
@@ -12,7 +11,9 @@ import { clusterIssuer, identity, serviceTokenFile } from "./identity";
 import { renderedEnv, startService, stopAll, testEnv, type RunningService } from "./services";
 import { TraceIntake } from "./trace-intake";
 
-export const REDIS_URL = "redis://127.0.0.1:6379";
+import { deleteKeys, REDIS_URL } from "./redis-keys";
+
+export { deleteKeys, REDIS_URL };
 /** fraud-service's REDIS_KEY_SECRET in the tests (the program renders it from a Secret). */
 export const TEST_REDIS_KEY_SECRET = "test-redis-key-secret-0123456789abcdef";
 
@@ -125,22 +126,6 @@ export function paymentWithFraudStandIn(): Promise<{ standIn: FraudStandIn; paym
     return { standIn: fraudStandIn, payment };
   })();
   return standIn;
-}
-
-/** Deletes every key of the shared Redis that starts with `prefix`. */
-export async function deleteKeys(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, disableClientInfo: true });
-  await redis.connect();
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== "0");
-  } finally {
-    redis.disconnect();
-  }
 }
 
 // Root-level hook: runs once after every spec of the run, whichever of them started the environment.
