@@ -8,7 +8,10 @@
 
 import { fileURLToPath } from "node:url";
 
-/** @type {Record<string, { mutate: string[]; spec: string[] }>} */
+/**
+ * `equivalent`: the group's equivalent mutants, in the shape of `equivalentMutants` below.
+ * @type {Record<string, { mutate: string[]; spec: string[]; equivalent?: object[] }>}
+ */
 export const groups = {
   config: {
     mutate: ["components/config.ts"],
@@ -22,15 +25,15 @@ export const groups = {
     mutate: ["components/apm-monitors.ts", "components/apm-slos.ts", "components/apm-dashboard.ts"],
     spec: ["test/apm-monitors.spec.ts", "test/apm-slos.spec.ts", "test/apm-dashboard.spec.ts"],
   },
-  kubernetes: {
-    mutate: [
-      "components/traced-service.ts",
-      "components/datadog-agent.ts",
-      "components/cluster.ts",
-      "components/service-namespace.ts",
-      "components/secret-checksum.ts",
-    ],
-    spec: ["test/traced-service.spec.ts", "test/datadog-agent.spec.ts", "test/program.spec.ts", "test/rollout.spec.ts"],
+  // The Datadog Agent and the cluster it runs on.
+  agent: {
+    mutate: ["components/datadog-agent.ts", "components/cluster.ts"],
+    spec: ["test/datadog-agent.spec.ts", "test/agent-scheduling.spec.ts", "test/deploy-agent.spec.ts", "test/program.spec.ts"],
+  },
+  // The traced services' workloads.
+  services: {
+    mutate: ["components/traced-service.ts", "components/service-namespace.ts", "components/secret-checksum.ts"],
+    spec: ["test/traced-service.spec.ts", "test/program.spec.ts", "test/rollout.spec.ts"],
   },
   // Components added with authentication, the ledger migrations and the NetworkPolicies.
   workloads: {
@@ -63,6 +66,7 @@ export const floors = [
  * @type {{ file: string; mutator: string; original: string; replacement: string; reason: string }[]}
  */
 export const equivalentMutants = [
+  ...Object.values(groups).flatMap((g) => g.equivalent ?? []),
   {
     file: "app/src/tracing/redaction.ts",
     mutator: "EqualityOperator",
@@ -180,8 +184,8 @@ export default {
   },
   mutate: group?.mutate ?? [],
   coverageAnalysis: "perTest",
-  // Two cores shared with everything else on the machine.
-  concurrency: 1,
+  // Two cores shared with everything else on the machine; MUTATION_CONCURRENCY=2 on an idle one.
+  concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 1),
   incremental: true,
   incrementalFile: `reports/mutation/${process.env.MUTATION_GROUP ?? "all"}.incremental.json`,
   reporters: ["clear-text", "html", "json", "progress"],
