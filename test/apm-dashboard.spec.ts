@@ -1,7 +1,10 @@
 import * as assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
 import { MEASURED_SPANS, SERVICES, SPANS } from "../app/src/tracing/conventions";
-import { SPAN_PANELS, spanQueries } from "../components/apm-dashboard";
+import { ApmDashboard, paymentDashboardWidgets, SPAN_PANELS, spanQueries } from "../components/apm-dashboard";
 import { datadogObjects } from "../scripts/manifests";
+import { runUnderMocks } from "../scripts/mock-engine";
+import { withRegisteredOutputs } from "./support/apm-registered-outputs";
 import { stackRun } from "./support/rendered-env";
 import { rawSettings } from "./support/stack-settings";
 
@@ -28,6 +31,313 @@ describe("payment and fraud dashboard (components/apm-dashboard.ts)", () => {
 
   it("has a panel for every measured span", () => {
     assert.deepEqual([...new Set(SPAN_PANELS.map((p) => p.span))].sort(), [...MEASURED_SPANS].sort());
+  });
+
+  describe("widgets of one environment (paymentDashboardWidgets)", () => {
+    const thresholds = { paymentLatencyP95Seconds: 2.5, paymentErrorRate: 0.02, databaseLatencyP95Seconds: 0.75, postProcessingLagP95Seconds: 45 };
+    const availability = { title: "[qa] Payment availability", id: "slo-availability", timeframe: "7d" };
+    const widgets = paymentDashboardWidgets("qa", thresholds, [availability]) as any[];
+    const payments = {
+      queryValueDefinition: {
+        title: "Payments",
+        requests: [
+          {
+            queries: [{ metricQuery: { name: "hits", query: "sum:trace.payment.process_payment.hits{env:qa,service:payment-service}.as_count()", aggregator: "sum" } }],
+            formulas: [{ formulaExpression: "hits" }],
+          },
+        ],
+        autoscale: true,
+        precision: 0,
+      },
+    };
+    const errorRate = {
+      queryValueDefinition: {
+        title: "Payment error rate",
+        customUnit: "%",
+        precision: 2,
+        requests: [
+          {
+            queries: [
+              { metricQuery: { name: "errors", query: "sum:trace.payment.process_payment.errors{env:qa,service:payment-service}.as_count()", aggregator: "sum" } },
+              { metricQuery: { name: "hits", query: "sum:trace.payment.process_payment.hits{env:qa,service:payment-service}.as_count()", aggregator: "sum" } },
+            ],
+            formulas: [
+              {
+                formulaExpression: "100 * errors / hits",
+                conditionalFormats: [
+                  { comparator: ">", value: 2, palette: "white_on_red" },
+                  { comparator: "<=", value: 2, palette: "white_on_green" },
+                ],
+              },
+            ],
+          },
+        ],
+      },
+    };
+    const latency = {
+      queryValueDefinition: {
+        title: "Payment p95 latency (s)",
+        precision: 3,
+        requests: [
+          {
+            queries: [{ metricQuery: { name: "p95", query: "p95:trace.payment.process_payment{env:qa,service:payment-service}", aggregator: "avg" } }],
+            formulas: [
+              {
+                formulaExpression: "p95",
+                conditionalFormats: [
+                  { comparator: ">", value: 2.5, palette: "white_on_red" },
+                  { comparator: "<=", value: 2.5, palette: "white_on_green" },
+                ],
+              },
+            ],
+          },
+        ],
+      },
+    };
+
+    it("opens with payment count, error rate in % (red over the monitor's 2 %) and p95 latency (red over 2.5 s), then each SLO with its error budget", () => {
+      assert.deepEqual(widgets[0], {
+        groupDefinition: {
+          title: "Payment flow · qa",
+          layoutType: "ordered",
+          widgets: [
+            payments,
+            errorRate,
+            latency,
+            {
+              serviceLevelObjectiveDefinition: {
+                title: "[qa] Payment availability",
+                sloId: "slo-availability",
+                viewType: "detail",
+                viewMode: "overall",
+                timeWindows: ["7d"],
+                showErrorBudget: true,
+              },
+            },
+          ],
+        },
+      });
+    });
+
+    it("shows no SLO widget when there are no SLOs", () => {
+      assert.deepEqual((paymentDashboardWidgets("qa", thresholds) as any[])[0].groupDefinition.widgets, [payments, errorRate, latency]);
+    });
+
+    it("has one group per span and service, in flow order, between the overview and the fraud decisions", () => {
+      assert.deepEqual(
+        widgets.map((w) => w.groupDefinition.title),
+        [
+          "Payment flow · qa",
+          "user.authentication · payment-service",
+          "payment.process_payment · payment-service",
+          "payment.validation · payment-service",
+          "fraud.detection · payment-service",
+          "payment.processing · payment-service",
+          "database.query · payment-service",
+          "service.authentication · fraud-service",
+          "fraud.detection · fraud-service",
+          "fraud.risk_scoring · fraud-service",
+          "payment.post_processing · outbox-relay",
+          "payment.post_processing · post-processing",
+          "payment.post_processing.lag · post-processing",
+          "Fraud decisions · qa",
+        ],
+      );
+    });
+
+    it("charts a span's hits and errors as bars and its p50/p95/p99 in seconds as lines, with the p95 alert threshold marked", () => {
+      assert.deepEqual(widgets[2], {
+        groupDefinition: {
+          title: "payment.process_payment · payment-service",
+          layoutType: "ordered",
+          widgets: [
+            {
+              timeseriesDefinition: {
+                title: "payment.process_payment: hits and errors",
+                showLegend: true,
+                requests: [
+                  {
+                    displayType: "bars",
+                    queries: [
+                      { metricQuery: { name: "hits", query: "sum:trace.payment.process_payment.hits{env:qa,service:payment-service}.as_count()" } },
+                      { metricQuery: { name: "errors", query: "sum:trace.payment.process_payment.errors{env:qa,service:payment-service}.as_count()" } },
+                    ],
+                    formulas: [
+                      { formulaExpression: "hits", alias: "hits" },
+                      { formulaExpression: "errors", alias: "errors" },
+                    ],
+                  },
+                ],
+              },
+            },
+            {
+              timeseriesDefinition: {
+                title: "payment.process_payment: latency p50 / p95 / p99 (s)",
+                showLegend: true,
+                requests: [
+                  {
+                    displayType: "line",
+                    queries: [
+                      { metricQuery: { name: "p50", query: "p50:trace.payment.process_payment{env:qa,service:payment-service}" } },
+                      { metricQuery: { name: "p95", query: "p95:trace.payment.process_payment{env:qa,service:payment-service}" } },
+                      { metricQuery: { name: "p99", query: "p99:trace.payment.process_payment{env:qa,service:payment-service}" } },
+                    ],
+                    formulas: [
+                      { formulaExpression: "p50", alias: "p50" },
+                      { formulaExpression: "p95", alias: "p95" },
+                      { formulaExpression: "p99", alias: "p99" },
+                    ],
+                  },
+                ],
+                markers: [{ value: "y = 2.5", displayType: "error dashed", label: "p95 alert threshold (2.5 s)" }],
+                yaxis: { includeZero: true, label: "seconds" },
+              },
+            },
+          ],
+        },
+      });
+    });
+
+    it("marks a threshold only on the spans a latency monitor watches: payment 2.5 s, database 0.75 s, post-processing lag 45 s", () => {
+      const markers = widgets.slice(1, -1).map((w) => [w.groupDefinition.title, w.groupDefinition.widgets[1].timeseriesDefinition.markers]);
+      const threshold = (seconds: number) => [{ value: `y = ${seconds}`, displayType: "error dashed", label: `p95 alert threshold (${seconds} s)` }];
+      assert.deepEqual(markers, [
+        ["user.authentication · payment-service", []],
+        ["payment.process_payment · payment-service", threshold(2.5)],
+        ["payment.validation · payment-service", []],
+        ["fraud.detection · payment-service", []],
+        ["payment.processing · payment-service", []],
+        ["database.query · payment-service", threshold(0.75)],
+        ["service.authentication · fraud-service", []],
+        ["fraud.detection · fraud-service", []],
+        ["fraud.risk_scoring · fraud-service", []],
+        ["payment.post_processing · outbox-relay", []],
+        ["payment.post_processing · post-processing", []],
+        ["payment.post_processing.lag · post-processing", threshold(45)],
+      ]);
+    });
+
+    it("ends with fraud-service's decisions by outcome from indexed spans, and a note on reading them", () => {
+      assert.deepEqual(widgets[widgets.length - 1], {
+        groupDefinition: {
+          title: "Fraud decisions · qa",
+          layoutType: "ordered",
+          widgets: [
+            {
+              timeseriesDefinition: {
+                title: "Fraud decisions by outcome (indexed spans)",
+                showLegend: true,
+                requests: [
+                  {
+                    displayType: "bars",
+                    queries: [
+                      {
+                        eventQuery: {
+                          name: "decisions",
+                          dataSource: "spans",
+                          search: { query: "env:qa service:fraud-service operation_name:fraud.detection" },
+                          computes: [{ aggregation: "count" }],
+                          groupBies: [{ facet: "@fraud.decision", limit: 10, sort: { aggregation: "count", order: "desc" } }],
+                        },
+                      },
+                    ],
+                    formulas: [{ formulaExpression: "decisions" }],
+                  },
+                ],
+              },
+            },
+            {
+              noteDefinition: {
+                content:
+                  "Counts of `fraud.detection` spans of fraud-service by `fraud.decision` (allow / review / block). " +
+                  "They come from indexed spans, so retention filters decide how many are counted: read the mix of decisions, not absolute volumes. " +
+                  "`fraud.decision` is a span tag and trace metrics carry no span tags; exact counts need a span-based metric grouped by `@fraud.decision`.",
+                backgroundColor: "yellow",
+                fontSize: "14",
+                showTick: true,
+                tickEdge: "left",
+              },
+            },
+          ],
+        },
+      });
+    });
+  });
+
+  describe("ApmDashboard (rendered under the mock engine)", () => {
+    const thresholds = { paymentLatencyP95Seconds: 2.5, paymentErrorRate: 0.02, databaseLatencyP95Seconds: 0.75, postProcessingLagP95Seconds: 45 };
+
+    it("creates one ordered, auto-reflowing dashboard titled and described for its environment, and exports its id and URL", async function () {
+      this.timeout(60_000);
+      let registered: Record<string, unknown> = {};
+      let dashboard: ApmDashboard | undefined;
+      const parents: [string, pulumi.Resource | undefined][] = [];
+      const run = await runUnderMocks("qa", { config: {}, secretKeys: [] }, () => {
+        pulumi.runtime.registerStackTransformation(({ name, opts }) => {
+          parents.push([name, opts.parent]);
+          return undefined;
+        });
+        ({ built: dashboard, registered } = withRegisteredOutputs(() => new ApmDashboard("dash", { env: "qa", thresholds })));
+        return { dashboardId: dashboard.dashboardId, dashboardUrl: dashboard.dashboardUrl };
+      });
+      const dashboards = run.resources.filter((r) => r.type === "datadog:index/dashboard:Dashboard");
+      assert.deepEqual(
+        dashboards.map((d) => d.name),
+        ["dash-dashboard"],
+      );
+      // A child of the component: shown under it, and given the component's options.
+      assert.deepEqual(
+        parents.map(([name, parent]) => [name, parent === dashboard ? "the ApmDashboard" : parent]),
+        [
+          ["dash", undefined],
+          ["dash-dashboard", "the ApmDashboard"],
+        ],
+      );
+      const { widgets, ...rest } = dashboards[0].inputs;
+      assert.deepEqual(rest, {
+        title: "Payments APM · qa",
+        description:
+          "Payment and fraud flow in qa: hits, errors and latency percentiles of the measured spans (trace metrics, 100 % of traffic), SLOs and fraud decisions. Managed by Pulumi (payments-apm).",
+        layoutType: "ordered",
+        reflowType: "auto",
+        tags: ["team:payments"],
+      });
+      // Without SLOs the overview holds the three payment values only.
+      assert.deepEqual(
+        widgets[0].groupDefinition.widgets.map((w: any) => w.queryValueDefinition.title),
+        ["Payments", "Payment error rate", "Payment p95 latency (s)"],
+      );
+      assert.equal(widgets.length, 14);
+      // The URL is known once Datadog has created the dashboard.
+      assert.deepEqual(run.outputs, { dashboardId: "dash-dashboard-id", dashboardUrl: "[unknown until applied]" });
+      // Registered as the component's outputs, so the engine records it complete with them.
+      const outputs = registered.dash as Record<string, unknown>;
+      assert.deepEqual(Object.keys(registered), ["dash"]);
+      assert.deepEqual(Object.keys(outputs), ["dashboardId", "dashboardUrl"]);
+      assert.equal(outputs.dashboardId, dashboard?.dashboardId);
+      assert.equal(outputs.dashboardUrl, dashboard?.dashboardUrl);
+    });
+
+    for (const env of ["", "  "]) {
+      it(`refuses an empty env (${JSON.stringify(env)}) before creating the dashboard`, async function () {
+        this.timeout(60_000);
+        let created: string[] = [];
+        await assert.rejects(
+          async () => {
+            const run = await runUnderMocks("qa", { config: {}, secretKeys: [] }, () => {
+              new ApmDashboard("dash", { env, thresholds });
+            });
+            created = run.resources.map((r) => r.type);
+          },
+          (e: any) => {
+            assert.equal(e.propertyPath, "env");
+            assert.equal(e.reason, "must not be empty");
+            return true;
+          },
+        );
+        assert.deepEqual(created, []);
+      });
+    }
   });
 
   for (const stack of ["prod", "staging"]) {

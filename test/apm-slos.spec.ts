@@ -1,10 +1,11 @@
 import * as assert from "node:assert/strict";
-import { SERVICES, SPANS } from "../app/src/tracing/conventions";
+import { MEASURED_SPANS, SERVICES, SPANS } from "../app/src/tracing/conventions";
 import { p95LatencyQuery } from "../components/apm-monitors";
-import { apmSlosArgsProblems, availabilityQuery, p95Query, paymentSloSpecs, SLO_DEFAULTS } from "../components/apm-slos";
+import { ApmSlos, apmSlosArgsProblems, availabilityQuery, p95Query, paymentSloSpecs, SLO_DEFAULTS, type ApmSlosArgs } from "../components/apm-slos";
 import { sloSettingsSchema } from "../components/config";
 import { datadogObjects } from "../scripts/manifests";
-import { runStack, type ProgramRun } from "../scripts/mock-engine";
+import { runStack, runUnderMocks, type ProgramRun } from "../scripts/mock-engine";
+import { withRegisteredOutputs } from "./support/apm-registered-outputs";
 import { rawSettings } from "./support/stack-settings";
 import { stackRun } from "./support/rendered-env";
 
@@ -25,6 +26,10 @@ describe("payment SLOs (components/apm-slos.ts)", () => {
       const sli = p95Query(SPANS.processPayment, "prod", SERVICES.payment);
       assert.equal(sli, "p95:trace.payment.process_payment{env:prod,service:payment-service}");
       assert.ok(p95LatencyQuery(SPANS.processPayment, "prod", SERVICES.payment, "5m", 2).startsWith(`percentile(last_5m):${sli} `));
+    });
+
+    it("counts on payment.process_payment, a span the app marks measured (its trace metrics count every payment)", () => {
+      assert.ok((MEASURED_SPANS as readonly string[]).includes("payment.process_payment"));
     });
 
     it("takes the latency threshold from the monitors unless the SLO settings name one", () => {
@@ -54,12 +59,135 @@ describe("payment SLOs (components/apm-slos.ts)", () => {
       assert.ok(issues.some((i) => /target/.test(i) && /nrecognized/.test(i)), issues.join("\n"));
     });
 
+    it("accepts a non-empty env, valid settings and a positive threshold", () => {
+      assert.deepEqual(apmSlosArgsProblems({ env: "qa", settings: { timeframe: "7d", availabilityTarget: 99.5, latencyTarget: 99 }, latencyThresholdSeconds: 0.5 }), []);
+    });
+
+    it("refuses a blank env, a bad target and a threshold that is not a finite number of seconds above 0, saying why", () => {
+      const problems = (latencyThresholdSeconds: number) => apmSlosArgsProblems({ env: "  ", settings: { ...SLO_DEFAULTS, latencyTarget: 100 }, latencyThresholdSeconds });
+      assert.deepEqual(problems(Infinity), [
+        { propertyPath: "env", reason: "must not be empty" },
+        { propertyPath: "settings.latencyTarget", reason: "must be a percentage strictly between 0 and 100" },
+        { propertyPath: "latencyThresholdSeconds", reason: "must be a number of seconds greater than 0, got Infinity" },
+      ]);
+      assert.deepEqual(
+        [-1, Number.NaN].map((t) => problems(t)[2]),
+        [
+          { propertyPath: "latencyThresholdSeconds", reason: "must be a number of seconds greater than 0, got -1" },
+          { propertyPath: "latencyThresholdSeconds", reason: "must be a number of seconds greater than 0, got NaN" },
+        ],
+      );
+    });
+
     it("reports bad component args by property path before creating anything", () => {
       const problems = apmSlosArgsProblems({ env: "", settings: { ...SLO_DEFAULTS, latencyTarget: 0 }, latencyThresholdSeconds: 0 });
       assert.deepEqual(
         problems.map((p) => p.propertyPath),
         ["env", "settings.latencyTarget", "latencyThresholdSeconds"],
       );
+    });
+  });
+
+  describe("ApmSlos (rendered under the mock engine)", () => {
+    const args: ApmSlosArgs = { env: "qa", settings: { timeframe: "7d", availabilityTarget: 99.5, latencyTarget: 99 }, latencyThresholdSeconds: 1.5 };
+    const tags = ["source:apm", "env:qa", "service:payment-service", "team:payments"];
+
+    it("creates the availability and latency SLOs with the settings' window and targets, and exports their ids", async function () {
+      this.timeout(60_000);
+      let registered: Record<string, any> = {};
+      let component: ApmSlos | undefined;
+      const run = await runUnderMocks("qa", { config: {}, secretKeys: [] }, () => {
+        ({ built: component, registered } = withRegisteredOutputs(() => new ApmSlos("slo", args)));
+        return { sloIds: component.sloIds, objectives: component.objectives };
+      });
+      assert.deepEqual(
+        run.resources.filter((r) => r.type === "datadog:index/serviceLevelObjective:ServiceLevelObjective").map((r) => [r.name, r.inputs]),
+        [
+          [
+            "slo-payment-availability",
+            {
+              name: "[qa] Payment availability",
+              description: "Share of payment.process_payment spans of payment-service in qa that end without an error (declined payments are not errors).",
+              type: "metric",
+              query: {
+                numerator:
+                  "sum:trace.payment.process_payment.hits{env:qa,service:payment-service}.as_count() - sum:trace.payment.process_payment.errors{env:qa,service:payment-service}.as_count()",
+                denominator: "sum:trace.payment.process_payment.hits{env:qa,service:payment-service}.as_count()",
+              },
+              thresholds: [{ timeframe: "7d", target: 99.5 }],
+              timeframe: "7d",
+              targetThreshold: 99.5,
+              tags,
+            },
+          ],
+          [
+            "slo-payment-latency",
+            {
+              name: "[qa] Payment latency p95 ≤ 1.5 s",
+              description: "Share of 5-minute slices in which the p95 of payment.process_payment for payment-service in qa is at most 1.5 s.",
+              type: "time_slice",
+              sliSpecification: {
+                timeSlice: {
+                  query: { formula: { formulaExpression: "p95" }, queries: [{ metricQuery: { name: "p95", query: "p95:trace.payment.process_payment{env:qa,service:payment-service}" } }] },
+                  comparator: "<=",
+                  threshold: 1.5,
+                  queryIntervalSeconds: 300,
+                },
+              },
+              thresholds: [{ timeframe: "7d", target: 99 }],
+              timeframe: "7d",
+              targetThreshold: 99,
+              tags,
+            },
+          ],
+        ],
+      );
+      assert.deepEqual(run.outputs, {
+        sloIds: { "payment-availability": "slo-payment-availability-id", "payment-latency": "slo-payment-latency-id" },
+        objectives: [
+          { key: "payment-availability", name: "[qa] Payment availability", timeframe: "7d", id: "slo-payment-availability-id" },
+          { key: "payment-latency", name: "[qa] Payment latency p95 ≤ 1.5 s", timeframe: "7d", id: "slo-payment-latency-id" },
+        ],
+      });
+      // Registered as the component's outputs, so the engine records it complete with them.
+      assert.deepEqual(Object.keys(registered), ["slo"]);
+      assert.deepEqual(Object.keys(registered.slo), ["sloIds"]);
+      assert.equal(registered.slo.sloIds, component?.sloIds);
+    });
+
+    const failure = async (bad: Partial<ApmSlosArgs>) => {
+      let created: string[] = ["(the run did not fail)"];
+      let error: any;
+      try {
+        const run = await runUnderMocks("qa", { config: {}, secretKeys: [] }, () => {
+          new ApmSlos("slo", { ...args, ...bad });
+        });
+        created = run.resources.map((r) => r.name);
+      } catch (e) {
+        error = e;
+        created = [];
+      }
+      return { created, error };
+    };
+
+    it("refuses one bad arg with that property's error, creating nothing", async function () {
+      this.timeout(60_000);
+      const { created, error } = await failure({ latencyThresholdSeconds: 0 });
+      assert.deepEqual(created, []);
+      assert.equal(error.constructor.name, "InputPropertyError");
+      assert.deepEqual([error.propertyPath, error.reason], ["latencyThresholdSeconds", "must be a number of seconds greater than 0, got 0"]);
+    });
+
+    it("refuses several bad args with one error naming each, creating nothing", async function () {
+      this.timeout(60_000);
+      const { created, error } = await failure({ env: "", latencyThresholdSeconds: -2 });
+      assert.deepEqual(created, []);
+      assert.equal(error.constructor.name, "InputPropertiesError");
+      assert.equal(error.message, 'Invalid ApmSlos "slo" arguments');
+      assert.deepEqual(error.errors, [
+        { propertyPath: "env", reason: "must not be empty" },
+        { propertyPath: "latencyThresholdSeconds", reason: "must be a number of seconds greater than 0, got -2" },
+      ]);
     });
   });
 
