@@ -4,7 +4,6 @@ import { MEASURED_SPANS, SERVICES, SPANS } from "../app/src/tracing/conventions"
 import { ApmDashboard, paymentDashboardWidgets, SPAN_PANELS, spanQueries } from "../components/apm-dashboard";
 import { datadogObjects } from "../scripts/manifests";
 import { runUnderMocks } from "../scripts/mock-engine";
-import { withRegisteredOutputs } from "./support/apm-registered-outputs";
 import { stackRun } from "./support/rendered-env";
 import { rawSettings } from "./support/stack-settings";
 
@@ -269,7 +268,6 @@ describe("payment and fraud dashboard (components/apm-dashboard.ts)", () => {
 
     it("creates one ordered, auto-reflowing dashboard titled and described for its environment, and exports its id and URL", async function () {
       this.timeout(60_000);
-      let registered: Record<string, unknown> = {};
       let dashboard: ApmDashboard | undefined;
       const parents: [string, pulumi.Resource | undefined][] = [];
       const run = await runUnderMocks("qa", { config: {}, secretKeys: [] }, () => {
@@ -277,7 +275,7 @@ describe("payment and fraud dashboard (components/apm-dashboard.ts)", () => {
           parents.push([name, opts.parent]);
           return undefined;
         });
-        ({ built: dashboard, registered } = withRegisteredOutputs(() => new ApmDashboard("dash", { env: "qa", thresholds })));
+        dashboard = new ApmDashboard("dash", { env: "qa", thresholds });
         return { dashboardId: dashboard.dashboardId, dashboardUrl: dashboard.dashboardUrl };
       });
       const dashboards = run.resources.filter((r) => r.type === "datadog:index/dashboard:Dashboard");
@@ -311,11 +309,7 @@ describe("payment and fraud dashboard (components/apm-dashboard.ts)", () => {
       // The URL is known once Datadog has created the dashboard.
       assert.deepEqual(run.outputs, { dashboardId: "dash-dashboard-id", dashboardUrl: "[unknown until applied]" });
       // Registered as the component's outputs, so the engine records it complete with them.
-      const outputs = registered.dash as Record<string, unknown>;
-      assert.deepEqual(Object.keys(registered), ["dash"]);
-      assert.deepEqual(Object.keys(outputs), ["dashboardId", "dashboardUrl"]);
-      assert.equal(outputs.dashboardId, dashboard?.dashboardId);
-      assert.equal(outputs.dashboardUrl, dashboard?.dashboardUrl);
+      assert.deepEqual(run.componentOutputs["payments-apm:monitoring:ApmDashboard::dash"], ["dashboardId", "dashboardUrl"]);
     });
 
     for (const env of ["", "  "]) {
