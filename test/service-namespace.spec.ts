@@ -1,14 +1,22 @@
 import * as assert from "node:assert/strict";
 import { podSecurityLabels, ServiceNamespace } from "../components/service-namespace";
 import { runUnderMocks, type ProgramRun } from "../scripts/mock-engine";
+import { recordRegistrations, type Registration } from "./support/service-registrations";
 
-async function render(enforceRestricted: boolean | undefined): Promise<ProgramRun> {
-  return runUnderMocks("test", { config: {}, secretKeys: [] }, () => ({ name: new ServiceNamespace("payments", { name: "payments", enforceRestricted }).name }));
+type Rendered = ProgramRun & { readonly registrations: Readonly<Record<string, Registration>> };
+
+async function render(enforceRestricted: boolean | undefined): Promise<Rendered> {
+  let registrations: Record<string, Registration> = {};
+  const run = await runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
+    registrations = recordRegistrations();
+    return { name: new ServiceNamespace("payments", { name: "payments", enforceRestricted }).name };
+  });
+  return { ...run, registrations };
 }
 
 describe("the services namespace (ServiceNamespace)", () => {
-  let byDefault: ProgramRun;
-  let warnOnly: ProgramRun;
+  let byDefault: Rendered;
+  let warnOnly: Rendered;
   before(async function () {
     this.timeout(60_000);
     byDefault = await render(undefined);
@@ -45,6 +53,10 @@ describe("the services namespace (ServiceNamespace)", () => {
       "pod-security.kubernetes.io/audit": "restricted",
       "pod-security.kubernetes.io/warn": "restricted",
     });
+  });
+
+  it("creates the Namespace as the component's child (so it inherits the cluster's provider)", () => {
+    assert.equal(byDefault.registrations["payments-namespace"].parent, "urn:pulumi:test::payments-apm::pulumi:pulumi:Stack$payments-apm:app:ServiceNamespace::payments");
   });
 
   it("hands its callers the namespace's name, and registers it as the component's output", () => {

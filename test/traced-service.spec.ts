@@ -3,8 +3,9 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { SERVICES } from "../app/src/tracing/conventions";
 import { parseStackSettings } from "../components/config";
-import { TracedService, type AgentConnection, type TracedServiceArgs } from "../components/traced-service";
+import { SERVICE_TOKEN_PATH, TracedService, type AgentConnection, type TracedServiceArgs } from "../components/traced-service";
 import { runUnderMocks, type ProgramRun, type RecordedResource } from "../scripts/mock-engine";
+import { recordRegistrations, type Registration } from "./support/service-registrations";
 import { rawSettings } from "./support/stack-settings";
 
 /** fraud-service as a stack with 4 replicas, 2 kept through disruptions, would declare it. */
@@ -27,12 +28,6 @@ function args(agent: AgentConnection, secretEnv?: TracedServiceArgs["secretEnv"]
   };
 }
 
-/** What the program asked of the engine for one resource, beyond its inputs. */
-interface Registration {
-  readonly parent: string;
-  readonly dependencies: string[];
-  readonly additionalSecretOutputs: string[];
-}
 type Rendered = ProgramRun & { readonly registrations: Readonly<Record<string, Registration>> };
 
 const COMPONENT_URN = "urn:pulumi:test::payments-apm::pulumi:pulumi:Stack$payments-apm:app:TracedService::fraud-service";
@@ -41,19 +36,9 @@ const DEPENDENCY_URN = "urn:pulumi:test::payments-apm::pulumi:pulumi:Stack$kuber
 
 /** Renders the service alone; `waitFor: true` declares it dependent on DEPENDENCY_URN's resource. */
 async function render(a: TracedServiceArgs, waitFor = false): Promise<Rendered> {
-  const registrations: Record<string, Registration> = {};
+  let registrations: Record<string, Registration> = {};
   const run = await runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
-    type Request = { getName(): string; getParent(): string; getDependenciesList(): string[]; getAdditionalsecretoutputsList(): string[] };
-    const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: Request, callback: unknown): void };
-    const register = monitor.registerResource.bind(monitor);
-    monitor.registerResource = (req, callback) => {
-      registrations[req.getName()] = {
-        parent: req.getParent(),
-        dependencies: req.getDependenciesList(),
-        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
-      };
-      register(req, callback);
-    };
+    registrations = recordRegistrations();
     const dependsOn = waitFor ? [new k8s.core.v1.ConfigMap("agent-ready", {})] : undefined;
     const service = new TracedService("fraud-service", a, dependsOn && { dependsOn });
     return { url: service.url, serviceName: service.serviceName, deploymentName: service.deploymentName };
@@ -288,6 +273,7 @@ describe("TracedService", () => {
       { name: "service-token", mountPath: "/var/run/secrets/payments/service-token", readOnly: true },
     ]);
     assert.equal(pod.spec.automountServiceAccountToken, false, "that token only, not the API server's");
+    assert.equal(SERVICE_TOKEN_PATH, "/var/run/secrets/payments/service-token/token", "the file the app is told to read (SERVICE_TOKEN_FILE)");
     // Known answer: `printf '%s' '{"PGPASSWORD":"db-password-sentinel"}' | openssl dgst -sha256 -hmac rollout-checksum-key-sentinel-0123456789abcdef`.
     assert.deepEqual(pod.metadata.annotations, {
       "checksum/fraud-service-ledger-ca": "a619834005d00493c5a69cda7d0e5e3d7547f2232268d580a558ccea1b025ae6",
