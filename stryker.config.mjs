@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 export const groups = {
   config: {
     mutate: ["components/config.ts"],
-    spec: ["test/config.spec.ts", "test/config-sweep.spec.ts"],
+    spec: ["test/config.spec.ts", "test/config-load.spec.ts", "test/config-values.spec.ts", "test/config-sweep.spec.ts"],
   },
   sampling: {
     mutate: ["components/sampling.ts"],
