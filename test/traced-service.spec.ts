@@ -141,11 +141,22 @@ describe("TracedService", () => {
     assert.deepEqual([env.PORT, env.HOST, env.REDIS_URL], ["8080", "0.0.0.0", "redis://velocity.internal:6379"]);
   });
 
-  it("refuses secret env without a checksum key, before creating anything", async () => {
-    await assert.rejects(render({ ...args(portOnly, { API_TOKEN: "x" }), checksumKey: undefined }), (e: pulumi.InputPropertyError) => {
-      assert.deepEqual([e.propertyPath, e.reason], ["checksumKey", "is required with secretEnv"]);
-      return true;
+  it("refuses secret env without a checksum key, before creating any of its objects", async () => {
+    let registrations: Record<string, Registration> = {};
+    let refused: unknown;
+    await runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
+      registrations = recordRegistrations();
+      try {
+        new TracedService("fraud-service", { ...args(portOnly, { API_TOKEN: "x" }), checksumKey: undefined });
+      } catch (e) {
+        refused = e;
+      }
     });
+    assert.ok(refused instanceof pulumi.InputPropertyError, String(refused));
+    assert.deepEqual([refused.propertyPath, refused.reason], ["checksumKey", "is required with secretEnv"]);
+    const children = Object.entries(registrations).filter(([, r]) => r.parent === COMPONENT_URN);
+    assert.ok("fraud-service" in registrations, "the component itself is registered");
+    assert.deepEqual(children, [], "no Secret, ServiceAccount or Deployment");
   });
 
   it("serves port 80 of a ClusterIP Service on the pods' http port", () => {
