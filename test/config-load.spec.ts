@@ -1,7 +1,10 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { stackConfigFromFile } from "../scripts/mock-engine";
-import { configModule } from "./support/per-test-module";
+import { configPerSuite } from "./support/config-per-suite";
+
+// The config module as loaded for this run of the specs (support/config-per-suite.ts).
+const { configModule } = configPerSuite();
 
 // loadConfig() as the program calls it: the stack's config as the engine hands it over
 // (full key → string, structured values as JSON text), without a whole program run.

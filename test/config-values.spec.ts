@@ -1,6 +1,9 @@
 import * as assert from "node:assert/strict";
-import { configModule } from "./support/per-test-module";
-import { rawSettings, withValue } from "./support/stack-settings";
+import { configPerSuite } from "./support/config-per-suite";
+import { withValue } from "./support/stack-settings";
+
+// The config module as loaded for this run of the specs (support/config-per-suite.ts).
+const { configModule, rawSettings } = configPerSuite();
 
 // What each key of the stack config accepts and refuses, and the exact problem a refused value
 // gets: the key, what it must be, and the value as typed. Changes apply to Pulumi.prod.yaml.

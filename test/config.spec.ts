@@ -1,8 +1,9 @@
 import * as assert from "node:assert/strict";
-import { configModule } from "./support/per-test-module";
-import { rawSettings, withValue } from "./support/stack-settings";
+import { configPerSuite } from "./support/config-per-suite";
+import { withValue } from "./support/stack-settings";
 
-// The config module as loaded for the running test (support/per-test-module.ts).
+// The config module as loaded for this run of the specs (support/config-per-suite.ts).
+const { configModule, rawSettings } = configPerSuite();
 const parseStackSettings = (raw: Record<string, unknown>) => configModule().parseStackSettings(raw);
 const datadogProviderProblems = (site: string, apiUrl: string | undefined) => configModule().datadogProviderProblems(site, apiUrl);
 
