@@ -105,6 +105,16 @@ describe("stack config loaded from the engine (loadConfig)", () => {
     assert.deepEqual(problems, ['payments-apm:monitors must be object, got ["@slack-payments"]']);
   });
 
+  it("keeps a scalar that reads as JSON (a number, null) as the text typed", () => {
+    const config = load({ "payments-apm:environment": "2026", "payments-apm:deployment": "null" });
+    assert.equal(config.environment, "2026");
+    assert.equal(config.deployment, "null");
+  });
+
+  it("throws a ConfigError, by that name", () => {
+    assert.throws(() => load({ "payments-apm:environment": "Prod" }), (e: Error) => e.name === "ConfigError" && e instanceof configModule().ConfigError);
+  });
+
   it("reports text that only looks like JSON as the text typed", () => {
     assert.deepEqual(loadError({ "payments-apm:sampling": "{baseRate: 0.2}" }).problems, ['payments-apm:sampling must be object, got "{baseRate: 0.2}"']);
     assert.deepEqual(loadError({ "payments-apm:sampling": " [0.2" }).problems, ['payments-apm:sampling must be object, got " [0.2"']);

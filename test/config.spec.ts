@@ -249,6 +249,7 @@ describe("stack config", () => {
   it("requires datadog:apiUrl to match a non-default Datadog site", () => {
     assert.deepEqual(datadogProviderProblems("datadoghq.com", undefined), []);
     assert.deepEqual(datadogProviderProblems("datadoghq.eu", "https://api.datadoghq.eu"), []);
+    assert.deepEqual(datadogProviderProblems("datadoghq.eu", "https://api.datadoghq.eu/"), []);
     assert.deepEqual(datadogProviderProblems("datadoghq.eu", undefined), ["datadog:apiUrl is required for site datadoghq.eu: set it to https://api.datadoghq.eu/"]);
     assert.match(datadogProviderProblems("datadoghq.com", "https://api.datadoghq.eu/")[0], /^datadog:apiUrl must be https:\/\/api\.datadoghq\.com\//);
   });
