@@ -16,6 +16,48 @@ export const groups = {
   config: {
     mutate: ["components/config.ts"],
     spec: ["test/config.spec.ts", "test/config-load.spec.ts", "test/config-values.spec.ts", "test/config-sweep.spec.ts"],
+    equivalent: [
+      ...[
+        ["must not start with 'system-'", "the name is set (the check reads it)"],
+        ["is only read when deployAgent is false", "existingAgent is set (the check reads it)"],
+        ["must be true ${why}", "portEnabled is set (only false fails, and its default is true)"],
+      ].map(([line, what]) => ({
+        file: "components/config.ts",
+        mutator: "StringLiteral",
+        original: '"custom"',
+        replacement: '""',
+        in: line,
+        reason: `${what}: describeIssue reads an issue's code only for a key left unset, so the message is printed whatever the code`,
+      })),
+      {
+        file: "components/config.ts",
+        mutator: "OptionalChaining",
+        original: "settings.datadog.existingAgent?.port",
+        replacement: "settings.datadog.existingAgent.port",
+        reason: "the checks across settings run only when every other check passed, and datadog's own check requires existingAgent whenever deployAgent is false",
+      },
+      {
+        file: "components/config.ts",
+        mutator: "OptionalChaining",
+        original: "(v as Record<string, unknown> | undefined)?.[p]",
+        replacement: "(v as Record<string, unknown> | undefined)[p]",
+        reason: "zod names a key below another only when that one holds an object, and every check across settings names a key of an object that is set: the path never runs through a missing value",
+      },
+      {
+        file: "components/config.ts",
+        mutator: "ConditionalExpression",
+        original: "PROJECT_SECRET_NAMES.includes(key)",
+        replacement: "false",
+        reason: "a secret's key is a known top-level name outside the schema: parseStackSettings drops its value either way (skipping it keeps the secret's text out of the raw values)",
+      },
+      {
+        file: "components/config.ts",
+        mutator: "ConditionalExpression",
+        original: "!(e instanceof ConfigError)",
+        replacement: "false",
+        reason: "parseStackSettings throws nothing but a ConfigError (safeParse does not throw)",
+      },
+    ],
   },
   sampling: {
     mutate: ["components/sampling.ts"],

@@ -60,7 +60,7 @@ const tagValue = () =>
 
 /**
  * An image reference pinned by digest (`name@sha256:<64 hex>`, with or without a tag) or by
- * a tag other than `latest`. The tag is looked for after the last '/' so a registry port
+ * a tag other than `latest`, with no blank anywhere. A tag holds no '/', so a registry port
  * (`registry:5000/name`) is not taken for one.
  */
 const pinnedImage = () =>
@@ -69,8 +69,7 @@ const pinnedImage = () =>
     .refine((s) => !s.includes("@") || /^[^@\s]+@sha256:[a-f0-9]{64}$/.test(s), {
       message: "has a digest that is not sha256: followed by 64 lowercase hex digits (repo/name@sha256:…)",
     })
-    // The last path segment: a registry port before it is no tag.
-    .refine((s) => s.includes("@") || /^[^@\s]*[^@\s/:]:[\w][\w.-]{0,127}$/.test(s.slice(s.lastIndexOf("/") + 1)), {
+    .refine((s) => s.includes("@") || /^[^@\s]*[^@\s/:]:[\w][\w.-]{0,127}$/.test(s), {
       message: "must be pinned by tag or digest (e.g. repo/name:1.2.3 or repo/name@sha256:…)",
     })
     .refine((s) => !/:latest$/.test(s), { message: "must not use the mutable tag 'latest'" });
@@ -698,7 +697,7 @@ function parseConfigValue(value: string): unknown {
     try {
       return JSON.parse(trimmed);
     } catch {
-      return value;
+      // Not JSON after all: the text as typed.
     }
   }
   return value;

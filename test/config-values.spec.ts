@@ -187,7 +187,7 @@ describe("stack config values", () => {
     });
 
     it("refuses an image without a usable tag", () => {
-      assertRefused("services.payment.image", PINNED, [`repo/x:${"a".repeat(129)}`, "repo/x:.1", "repo/x:-1", "repo/:1.0", "repo/x:1 0", "repo/x:", "repo x:1.0", "registry:5000/x", ":1.0"]);
+      assertRefused("services.payment.image", PINNED, [`repo/x:${"a".repeat(129)}`, "repo/x:.1", "repo/x:-1", "repo/:1.0", "repo/x:1 0", "repo/x:", "repo x:1.0", "re po/x:1.0", "registry.internal /payments/x:1.0", "registry:5000/x", ":1.0"]);
     });
 
     it("accepts a sha256 digest of 64 lowercase hex digits, with or without a tag", () => {
