@@ -28,7 +28,15 @@ export const groups = {
   // The Datadog Agent and the cluster it runs on.
   agent: {
     mutate: ["components/datadog-agent.ts", "components/cluster.ts"],
-    spec: ["test/datadog-agent.spec.ts", "test/agent-scheduling.spec.ts", "test/deploy-agent.spec.ts", "test/program.spec.ts"],
+    // The fast specs (pure functions, the component alone) first: a mutant they catch never waits for a whole-program run.
+    spec: [
+      "test/agent-daemonset.spec.ts",
+      "test/agent-cluster.spec.ts",
+      "test/datadog-agent.spec.ts",
+      "test/agent-scheduling.spec.ts",
+      "test/deploy-agent.spec.ts",
+      "test/program.spec.ts",
+    ],
   },
   // The traced services' workloads.
   services: {

@@ -423,11 +423,15 @@ function pinnedImage(image: string): boolean {
   return /^[^@\s]*[^@\s/:]:[\w][\w.-]{0,127}$/.test(image.split("/").pop() ?? "") && !/:latest$/.test(image);
 }
 
-/** The image's tag, when it can serve as the `app.kubernetes.io/version` label. */
-function imageTag(image: string): string | undefined {
-  const lastPart = image.split("/").pop() ?? "";
-  const tag = lastPart.includes("@") ? undefined : lastPart.split(":")[1];
-  return tag && LABEL_VALUE.test(tag) ? tag : undefined;
+/**
+ * The image's tag, when it can serve as the `app.kubernetes.io/version` label. An image
+ * pinned by digest has none: what follows its first ':' is either `<tag>@sha256` or the
+ * 64-hex digest, and neither is a label value ('@'; more than 63 characters).
+ */
+export function imageVersionLabel(image: string): string | undefined {
+  // A pinned image always has a ':' after its last '/', before the tag or in `sha256:`.
+  const tag = image.split("/").pop()!.split(":")[1];
+  return LABEL_VALUE.test(tag) ? tag : undefined;
 }
 
 /** The Datadog node Agent with APM on every node of the cluster. */
@@ -444,7 +448,7 @@ export class DatadogAgent extends pulumi.ComponentResource {
 
     const names = agentObjectNames(args.namespace);
     const selectorLabels = { "app.kubernetes.io/name": AGENT_APP_NAME, "app.kubernetes.io/instance": name };
-    const version = imageTag(args.image);
+    const version = imageVersionLabel(args.image);
     const labels = {
       ...selectorLabels,
       "app.kubernetes.io/component": "agent",
