@@ -109,7 +109,7 @@ export const equivalentMutants = [
     reason: `${what}: a string element has no name, value, key or env:/service: prefix, so every check skips it as it skips an empty list`,
   })),
   ...[
-    ['/^unix:\\/\\/(\\/.+)$/.exec(url?.value ?? "")', "no agent URL: neither text starts with unix://"],
+    ['/^unix:\\/\\/(\\/.+)/.exec(url?.value ?? "")', "no agent URL: neither text starts with unix://"],
     ['const lastPart = name.split("/").pop() ?? "";', "a split always has a last part: the fallback is never used"],
     ['if (!NOTIFY_HANDLE.test(m.message ?? "")) {', "no message: neither text holds an @handle"],
     ['AGENT_IMAGE.test(c.image ?? "")', "no image: neither text is a Datadog Agent image"],
