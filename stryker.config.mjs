@@ -37,6 +37,15 @@ export const groups = {
       "test/deploy-agent.spec.ts",
       "test/program.spec.ts",
     ],
+    equivalent: [
+      {
+        file: "components/datadog-agent.ts",
+        mutator: "ConditionalExpression",
+        original: "r.cpuLimit !== undefined",
+        replacement: "true",
+        reason: "without a CPU limit it spreads { cpu: undefined } into limits, and Pulumi sends no undefined property: the same limits reach the cluster",
+      },
+    ],
   },
   // The traced services' workloads.
   services: {

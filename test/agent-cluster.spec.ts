@@ -4,6 +4,8 @@
  * trust for ServiceAccount tokens.
  */
 import * as assert from "node:assert/strict";
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
 import { EksCluster, eksKubeconfig, eksOidcIssuer } from "../components/cluster";
 import { type ProgramRun, runUnderMocks } from "../scripts/mock-engine";
 
@@ -90,6 +92,25 @@ describe("the EKS cluster", () => {
         // A child of the component: its URN, the provider's identity in the state, says so.
         providerUrn: "urn:pulumi:test::payments-apm::payments-apm:cluster:EksCluster$pulumi:providers:kubernetes::eks-k8s",
       });
+      // Registered as the component's outputs too, so `pulumi up` shows it done, with them.
+      assert.deepEqual(run.componentOutputs["payments-apm:cluster:EksCluster::eks"], ["clusterName", "endpoint", "oidcIssuer"]);
+    });
+
+    it("looks the cluster up with the AWS provider the component is given (another account or region)", async () => {
+      const providers: string[] = [];
+      await runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
+        // The provider of each invoke, as the engine receives it.
+        type Request = { getProvider(): string };
+        const monitor = pulumi.runtime.getMonitor() as unknown as { invoke(req: Request, callback: unknown): void };
+        const invoke = monitor.invoke.bind(monitor);
+        monitor.invoke = (req, callback) => {
+          providers.push(req.getProvider());
+          invoke(req, callback);
+        };
+        const payments = new aws.Provider("payments-account", { region: "eu-west-1" });
+        new EksCluster("eks", { clusterName: "payments-prod", region: "eu-west-1" }, { providers: { aws: payments } });
+      });
+      assert.deepEqual(providers, ["urn:pulumi:test::payments-apm::pulumi:pulumi:Stack$pulumi:providers:aws::payments-account::payments-account-id"]);
     });
   });
 });

@@ -126,6 +126,21 @@ const probe = (path: string) => ({
   failureThreshold: 6,
 });
 
+/**
+ * Notes, by logical name, the URNs each resource registered waits for: its dependsOn and
+ * the resources whose outputs its inputs use, as the engine receives them.
+ */
+function recordDependencies(into: Record<string, string[]>): void {
+  type Request = { getName(): string; getDependenciesList(): string[] };
+  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: Request, callback: unknown): void };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, callback) => {
+    into[req.getName()] = [...req.getDependenciesList()].sort();
+    register(req, callback);
+  };
+}
+const childUrn = (type: string, name: string) => `urn:pulumi:test::payments-apm::payments-apm:datadog:DatadogAgent$${type}::${name}`;
+
 describe("the Agent's objects in full", () => {
   describe("argument checks, word for word", () => {
     it("accepts the install above", () => {
@@ -138,7 +153,7 @@ describe("the Agent's objects in full", () => {
         namespace: "Monitoring",
         clusterName: "Payments",
         site: " ",
-        env: "",
+        env: "\t",
         globalTags: { cluster: "payments staging", "re:gion": "eu", deployment: "" },
         image: "public.ecr.aws/datadog/agent:latest",
         apm: { socketEnabled: false, portEnabled: false, port: 0 },
@@ -242,6 +257,8 @@ describe("the Agent's objects in full", () => {
         "agent",
         "registry.internal:5000/datadog/agent",
         "agent:latest",
+        "public.ecr.aws/datadog/agent:latest-jmx",
+        "public.ecr.aws/datadog/agent:latest-full",
         `agent@${DIGEST.slice(0, -1)}`,
         `agent@${DIGEST}0`,
         `agent@${DIGEST.toUpperCase().replace("SHA256", "sha256")}`,
@@ -275,8 +292,10 @@ describe("the Agent's objects in full", () => {
     });
 
     it("takes resources as Kubernetes quantities, whole or decimal, with or without a unit", () => {
-      const ok = { cpuRequest: "0.5", memoryRequest: "1.5Gi", memoryLimit: "2Gi", cpuLimit: "2" };
+      const ok = { cpuRequest: "0.125", memoryRequest: "1.25Gi", memoryLimit: "2Gi", cpuLimit: "2" };
       assert.deepEqual(problemsOf(args({ agentResources: ok, traceAgentResources: ok })), []);
+      // A limit left undefined, as a parsed config may leave it, is no limit rather than a bad one.
+      assert.deepEqual(problemsOf(args({ agentResources: { ...ok, cpuLimit: undefined } })), []);
       for (const q of ["x100m", "100mx", "1e3", "Mi", ".5", "5.", "-1", "1,5"]) {
         assert.deepEqual(problemsOf(args({ agentResources: { ...ok, memoryRequest: q } })), [
           `agentResources.memoryRequest: must be a Kubernetes quantity such as "100m" or "256Mi", got ${JSON.stringify(q)}`,
@@ -328,6 +347,8 @@ describe("the Agent's objects in full", () => {
       const cases: [string, number][] = [
         ["3", 3],
         ["1.5", 1.5],
+        ["0.125", 0.125],
+        ["1.25Gi", 1.25 * 2 ** 30],
         ["250m", 0.25],
         ["2k", 2000],
         ["2M", 2_000_000],
@@ -395,14 +416,17 @@ describe("the Agent's objects in full", () => {
   describe("rendered under Pulumi mocks", () => {
     let full: ProgramRun;
     let minimal: ProgramRun;
+    const fullDependencies: Record<string, string[]> = {};
+    const minimalDependencies: Record<string, string[]> = {};
     before(async () => {
-      const render = (a: DatadogAgentArgs) =>
+      const render = (a: DatadogAgentArgs, dependencies: Record<string, string[]>) =>
         runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
+          recordDependencies(dependencies);
           const provider = new k8s.Provider("eks-k8s", { kubeconfig: "{}" });
           const agent = new DatadogAgent("dd", a, { provider });
           return { namespace: agent.namespace, daemonSetName: agent.daemonSetName, secretName: agent.secretName, priorityClassName: agent.priorityClassName };
         });
-      full = await render(args());
+      full = await render(args(), fullDependencies);
       // Port only, pinned by digest, an existing priority class, default runtime socket and hostname.
       minimal = await render(
         args({
@@ -413,6 +437,7 @@ describe("the Agent's objects in full", () => {
           useHostnameFromFile: undefined,
           traceAgentResources: { cpuRequest: "50m", memoryRequest: "100Mi", memoryLimit: "300Mi" },
         }),
+        minimalDependencies,
       );
     });
     const inputs = (run: ProgramRun, type: string) => {
@@ -424,6 +449,7 @@ describe("the Agent's objects in full", () => {
     it("exposes the namespace, the DaemonSet, the Secret and the priority class by name", () => {
       assert.deepEqual(full.outputs, { namespace: "monitoring", daemonSetName: "datadog-agent", secretName: "datadog-agent-api-key", priorityClassName: "monitoring-datadog-agent" });
       assert.equal(minimal.outputs.priorityClassName, "system-node-critical");
+      assert.deepEqual(full.componentOutputs["payments-apm:datadog:DatadogAgent::dd"], ["daemonSetName", "namespace", "priorityClassName", "secretName"]);
     });
 
     it("registers the component and its objects under logical names derived from the instance name", () => {
@@ -448,6 +474,8 @@ describe("the Agent's objects in full", () => {
         kind: "Namespace",
         metadata: { name: "monitoring", labels: { ...LABELS, "pod-security.kubernetes.io/enforce": "privileged" } },
       });
+      // The key is passed as plain text here: the Secret marks it secret all the same.
+      assert.deepEqual(full.resources.find((r) => r.type === "kubernetes:core/v1:Secret")!.secretPaths, ["stringData"]);
       assert.deepEqual(inputs(full, "kubernetes:core/v1:Secret"), {
         apiVersion: "v1",
         kind: "Secret",
@@ -483,6 +511,20 @@ describe("the Agent's objects in full", () => {
       });
       assert.deepEqual(minimal.resources.filter((r) => r.type === "kubernetes:scheduling.k8s.io/v1:PriorityClass"), []);
       assert.equal(inputs(minimal, "kubernetes:apps/v1:DaemonSet").spec.template.spec.priorityClassName, "system-node-critical");
+    });
+
+    it("creates the DaemonSet after the API-key Secret, the RBAC binding and the priority class its pods need", () => {
+      assert.deepEqual(fullDependencies["dd-daemonset"], [
+        childUrn("kubernetes:core/v1:Namespace", "dd-namespace"),
+        childUrn("kubernetes:core/v1:Secret", "dd-api-key"),
+        childUrn("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "dd-cluster-role-binding"),
+        childUrn("kubernetes:scheduling.k8s.io/v1:PriorityClass", "dd-priority-class"),
+      ]);
+      assert.deepEqual(minimalDependencies["dd-daemonset"], [
+        childUrn("kubernetes:core/v1:Namespace", "dd-namespace"),
+        childUrn("kubernetes:core/v1:Secret", "dd-api-key"),
+        childUrn("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "dd-cluster-role-binding"),
+      ]);
     });
 
     it("renders the whole DaemonSet: rollout, pod labels, scheduling, init containers, both containers and their volumes", () => {
