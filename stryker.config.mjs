@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 export const groups = {
   config: {
     mutate: ["components/config.ts"],
-    spec: ["test/config.spec.ts", "test/config-sweep.spec.ts"],
+    spec: ["test/config.spec.ts", "test/config-load.spec.ts", "test/config-values.spec.ts", "test/config-sweep.spec.ts"],
   },
   sampling: {
     mutate: ["components/sampling.ts"],
@@ -47,10 +47,17 @@ export const groups = {
       },
     ],
   },
-  // The traced services' workloads.
+  // The traced services' workloads: each component rendered alone and its pure functions,
+  // without whole-program runs (test/program.spec.ts and test/rollout.spec.ts test them in the program).
   services: {
     mutate: ["components/traced-service.ts", "components/service-namespace.ts", "components/secret-checksum.ts"],
-    spec: ["test/traced-service.spec.ts", "test/program.spec.ts", "test/rollout.spec.ts"],
+    spec: [
+      "test/traced-service.spec.ts",
+      "test/service-agent-connection.spec.ts",
+      "test/service-env.spec.ts",
+      "test/service-namespace.spec.ts",
+      "test/service-secret-checksum.spec.ts",
+    ],
   },
   // Components added with authentication, the ledger migrations and the NetworkPolicies.
   workloads: {
