@@ -183,8 +183,11 @@ export class LedgerMigrations extends pulumi.ComponentResource {
 
   constructor(name: string, args: LedgerMigrationsArgs, opts?: pulumi.ComponentResourceOptions) {
     const problems = ledgerMigrationsArgsProblems(args);
-    if (problems.length === 1) throw new pulumi.InputPropertyError(problems[0]);
-    if (problems.length > 1) throw new pulumi.InputPropertiesError({ message: `Invalid LedgerMigrations ${JSON.stringify(name)} arguments`, errors: problems });
+    if (problems.length) {
+      throw problems.length === 1
+        ? new pulumi.InputPropertyError(problems[0])
+        : new pulumi.InputPropertiesError({ message: `Invalid LedgerMigrations ${JSON.stringify(name)} arguments`, errors: problems });
+    }
     super("payments-apm:app:LedgerMigrations", name, {}, opts);
 
     const hash = args.migrationsHash ?? migrationSetHash();

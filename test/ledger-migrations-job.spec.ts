@@ -198,6 +198,8 @@ describe("the ledger migration Job (components/ledger-migrations.ts)", () => {
       "registry.example.com/pay ment-service:1.4.2",
       "registry.example.com/payment-service:1.4.2 ",
       `payment-service:v${"1".repeat(128)}`,
+      `registry.example.com/pay ment-service@sha256:${"0a".repeat(32)}`,
+      `registry.example.com/payment-service@v1@sha256:${"0a".repeat(32)}`,
     ]) {
       it(`refuses an image not pinned by tag or digest: ${image}`, () => {
         assert.deepEqual(ledgerMigrationsArgsProblems(args({ image })), [
@@ -255,6 +257,13 @@ describe("the ledger migration Job (components/ledger-migrations.ts)", () => {
       "tags.datadoghq.com/version": "1.4.2",
     };
     const podLabels = { "app.kubernetes.io/name": "ledger-migrations", "app.kubernetes.io/component": "migrations", "app.kubernetes.io/part-of": "payments" };
+
+    it("creates its Secret, its ConfigMap and its Job as its own children", () => {
+      for (const child of ["ledger-migrations-secrets", "ledger-migrations-ledger-ca", "ledger-migrations-0123456789"]) {
+        const parent = rendered.opts.get(child)?.parent as unknown as { __name?: string } | undefined;
+        assert.equal(parent?.__name, "ledger-migrations", child);
+      }
+    });
 
     it("creates a Secret with only the migration role's password, marked secret", () => {
       const secret = only(rendered.run, "kubernetes:core/v1:Secret");

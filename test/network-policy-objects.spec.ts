@@ -232,7 +232,8 @@ describe("network policy objects (components/network-policies.ts)", () => {
     const workloads = databaseClientWorkload("ledger-migrations", settings);
 
     /** Renders the component under the mocks, collecting pulumi.log.warn's messages and the component's registered outputs. */
-    async function render(clusterEnforces: boolean | undefined): Promise<{ run: ProgramRun; warnings: string[]; outputs: unknown[] }> {
+    async function render(clusterEnforces: boolean | undefined): Promise<{ run: ProgramRun; warnings: string[]; outputs: unknown[]; parents: Map<string, string | undefined> }> {
+      const parents = new Map<string, string | undefined>();
       const warnings: string[] = [];
       const outputs: unknown[] = [];
       const warn = console.warn;
@@ -246,10 +247,14 @@ describe("network policy objects (components/network-policies.ts)", () => {
       };
       try {
         const run = await runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
+          pulumi.runtime.registerStackTransformation((t) => {
+            parents.set(t.name, (t.opts.parent as unknown as { __name?: string } | undefined)?.__name);
+            return undefined;
+          });
           const c = new NetworkPolicies("np", { namespace: pulumi.output("payments-ns"), namespaceName: "payments", workloads: [workloads], clusterEnforces });
           return { policyNames: c.policyNames };
         });
-        return { run, warnings, outputs };
+        return { run, warnings, outputs, parents };
       } finally {
         console.warn = warn;
         (pulumi.ComponentResource.prototype as any).registerOutputs = registerOutputs;
@@ -258,7 +263,9 @@ describe("network policy objects (components/network-policies.ts)", () => {
 
     it("creates each policy under the component's name in the given namespace, labelled part of payments, and exports their names", async function () {
       this.timeout(30_000);
-      const { run, outputs } = await render(true);
+      const { run, outputs, parents } = await render(true);
+      assert.equal(parents.get("np-default-deny"), "np", "a child of the component");
+      assert.equal(parents.get("np-ledger-migrations"), "np", "a child of the component");
       const policies = run.resources.filter((r) => r.type === "kubernetes:networking.k8s.io/v1:NetworkPolicy");
       assert.deepEqual(
         policies.map((r) => [r.name, r.inputs.metadata]),
