@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 export const groups = {
   config: {
     mutate: ["components/config.ts"],
-    spec: ["test/config.spec.ts", "test/config-sweep.spec.ts"],
+    spec: ["test/config.spec.ts", "test/config-load.spec.ts", "test/config-values.spec.ts", "test/config-sweep.spec.ts"],
   },
   sampling: {
     mutate: ["components/sampling.ts"],
@@ -117,7 +117,7 @@ export const equivalentMutants = [
     reason: `${what}: a string element has no name, value, key or env:/service: prefix, so every check skips it as it skips an empty list`,
   })),
   ...[
-    ['/^unix:\\/\\/(\\/.+)$/.exec(url?.value ?? "")', "no agent URL: neither text starts with unix://"],
+    ['/^unix:\\/\\/(\\/.+)/.exec(url?.value ?? "")', "no agent URL: neither text starts with unix://"],
     ['const lastPart = name.split("/").pop() ?? "";', "a split always has a last part: the fallback is never used"],
     ['if (!NOTIFY_HANDLE.test(m.message ?? "")) {', "no message: neither text holds an @handle"],
     ['AGENT_IMAGE.test(c.image ?? "")', "no image: neither text is a Datadog Agent image"],

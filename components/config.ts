@@ -29,7 +29,8 @@ const booleanLike = (v: unknown) => (v === "true" ? true : v === "false" ? false
 const rate = () =>
   z.preprocess(numberLike, z.number({ error: "must be a number between 0 and 1" }).min(0, "must be between 0 and 1").max(1, "must be between 0 and 1"));
 const positiveNumber = () =>
-  z.preprocess(numberLike, z.number({ error: "must be a number" }).positive("must be greater than 0").finite("must be finite"));
+  // z.number() refuses Infinity itself (as not a number).
+  z.preprocess(numberLike, z.number({ error: "must be a number" }).positive("must be greater than 0"));
 const count = (min: number, max: number) =>
   z.preprocess(
     numberLike,
@@ -78,8 +79,8 @@ const httpsUrl = () =>
     .string({ error: "must be a string" })
     .refine((s) => {
       try {
-        const url = new URL(s);
-        return url.protocol === "https:" && url.hostname !== "";
+        // An https URL always has a host: new URL() throws without one.
+        return new URL(s).protocol === "https:";
       } catch {
         return false;
       }
@@ -130,8 +131,9 @@ const toleration = z
 const ipv4Cidr = () =>
   z
     .string({ error: "must be a string" })
-    .regex(/^(\d{1,3})(\.\d{1,3}){3}\/(\d|[12]\d|3[0-2])$/, "must be an IPv4 CIDR such as 10.20.64.0/20")
-    .refine((c) => c.split("/")[0].split(".").every((o) => Number(o) <= 255), { message: "must be an IPv4 CIDR such as 10.20.64.0/20" })
+    // Each check stops the next: a bad CIDR gets one problem, not the same one twice.
+    .regex(/^(\d{1,3})(\.\d{1,3}){3}\/(\d|[12]\d|3[0-2])$/, { message: "must be an IPv4 CIDR such as 10.20.64.0/20", abort: true })
+    .refine((c) => c.split("/")[0].split(".").every((o) => Number(o) <= 255), { message: "must be an IPv4 CIDR such as 10.20.64.0/20", abort: true })
     .refine((c) => !c.endsWith("/0"), { message: "must not be 0.0.0.0/0 (the internet at large): name the range the endpoint is in" });
 
 /** One or more PEM certificates and nothing else. */
@@ -142,7 +144,8 @@ const pemBundle = () =>
       message: "must be a PEM bundle: one or more -----BEGIN CERTIFICATE----- blocks and nothing else",
     });
 
-const labelMap = () => z.record(z.string({ error: "must be a string" }), z.string({ error: "must be a string" }));
+// Keys of a parsed object are always strings: only the values are checked.
+const labelMap = () => z.record(z.string(), z.string({ error: "must be a string" }));
 
 /** Who may reach payment-service: pods by namespace and/or pod labels, at least one label in all. */
 const peerSelector = z
@@ -186,7 +189,7 @@ export const sloSettingsSchema = z
     latencyTarget: percent().default(99.5),
     /** p95 latency threshold in seconds. Default: payments-apm:monitors.paymentLatencyP95Seconds. */
     latencyThresholdSeconds: z
-      .preprocess(numberLike, z.number({ error: "must be a number of seconds" }).positive("must be greater than 0").finite("must be finite"))
+      .preprocess(numberLike, z.number({ error: "must be a number of seconds" }).positive("must be greater than 0"))
       .optional(),
   })
   .strict()

@@ -249,7 +249,7 @@ export const deploymentTraceAgentAddress: ResourceValidationPolicy = {
         );
         continue;
       }
-      const socket = /^unix:\/\/(\/.+)$/.exec(url?.value ?? "")?.[1];
+      const socket = /^unix:\/\/(\/.+)/.exec(url?.value ?? "")?.[1];
       if (socket) {
         const dir = socket.slice(0, socket.lastIndexOf("/")) || "/";
         // `/var/run/datadog/` mounts the same directory as `/var/run/datadog`.

@@ -39,6 +39,11 @@ export interface ProgramRun {
   readonly invokes: readonly RecordedInvoke[];
   /** Stack outputs, resolved (secret outputs are replaced by "[secret]"). */
   readonly outputs: Record<string, unknown>;
+  /**
+   * What each component handed the engine with `registerOutputs`: `<type>::<name>` → the
+   * output names, sorted (the values may be unknown in a preview).
+   */
+  readonly componentOutputs: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface StackConfigInput {
@@ -156,6 +161,7 @@ export async function runUnderMocks(
   running = true;
   const resources: RecordedResource[] = [];
   const invokes: RecordedInvoke[] = [];
+  const componentOutputs: Record<string, string[]> = {};
   try {
     await pulumi.runtime.setMocks(
       {
@@ -176,6 +182,7 @@ export async function runUnderMocks(
       true, // a preview, like `pulumi preview`
     );
     pulumi.runtime.setAllConfig(input.config, [...input.secretKeys]);
+    recordRegisteredOutputs(componentOutputs);
     clearProgramModules();
     // The stack's own outputs resolve as one Output: one unknown value would hide them all.
     let stackOutputs: Record<string, unknown> | undefined;
@@ -183,11 +190,28 @@ export async function runUnderMocks(
     await pulumi.runtime.disconnect();
     const outputs: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(stackOutputs ?? {})) outputs[key] = await resolveOutput(value);
-    return { resources, invokes, outputs };
+    return { resources, invokes, outputs, componentOutputs };
   } finally {
     clearProgramModules();
     running = false;
   }
+}
+
+/**
+ * Wraps the mock engine's `registerResourceOutputs` (the engine call behind a component's
+ * `registerOutputs`) to note the output names of each component, by `<type>::<name>` (the
+ * URN's last two parts).
+ */
+function recordRegisteredOutputs(into: Record<string, string[]>): void {
+  type Request = { getUrn(): string; getOutputs(): { toJavaScript(): Record<string, unknown> } | undefined };
+  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResourceOutputs(req: Request, callback: unknown): void } | undefined;
+  if (!monitor) throw new Error("mock engine: no resource monitor after setMocks");
+  const register = monitor.registerResourceOutputs.bind(monitor);
+  monitor.registerResourceOutputs = (req, callback) => {
+    const [, type, name] = /^urn:pulumi:[^:]*::[^:]*::(?:.*\$)?([^$]*)::(.*)$/.exec(req.getUrn()) ?? [];
+    if (type !== undefined && name !== undefined) into[`${type}::${name}`] = Object.keys(req.getOutputs()?.toJavaScript() ?? {}).sort();
+    register(req, callback);
+  };
 }
 
 /** A stack output's value as a preview shows it: secret and unknown values are named, not shown. */

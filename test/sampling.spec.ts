@@ -81,6 +81,18 @@ describe("sampling policy", () => {
     }
   });
 
+  it("writes one failed-authentication rule however many authentication spans the policy keeps", () => {
+    // A job's rule (no tags) first: the check must read rules without tags too.
+    const policy = { ...prod(), alwaysKeep: ["ledger.migration", "user.authentication", "service.authentication", "user.authentication"] };
+    assert.deepEqual(
+      samplingRulesFor(policy, SERVICES.fraud).filter((r) => r.sample_rate === 1),
+      [
+        { service: "fraud-service", name: "ledger.migration", sample_rate: 1 },
+        { service: "fraud-service", name: "fastify.request", tags: { "payments.auth": "failed" }, sample_rate: 1 },
+      ],
+    );
+  });
+
   it("samples customer tiers at their rates after the always-kept flows", () => {
     const rules = samplingRulesFor(prod(), SERVICES.payment);
     const tierRules = rules.filter((r) => r.tags?.[TAGS.rootTier]);
@@ -167,6 +179,7 @@ describe("sampling policy", () => {
     );
     assert.deepEqual(Object.keys(run.outputs.filterIds as object).sort(), ["errors", "slow"]);
     assert.ok(run.resources.some((r) => r.type === "payments-apm:sampling:TraceRetention"));
+    assert.deepEqual(run.componentOutputs["payments-apm:sampling:TraceRetention::trace-retention"], ["filterIds"], "the component hands the engine its filter ids");
   });
 
   it("writes retention rates as the decimal strings Datadog expects", () => {

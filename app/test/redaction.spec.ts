@@ -87,8 +87,43 @@ describe("the server span's http.url and user agent", function () {
     }
   });
 
+  it("keeps every IPv4 address, with or without a port, and names with short digit runs", function () {
+    const kept = [
+      "9.9.9.9",
+      "10.0.0.1",
+      "255.249.199.8",
+      "1.255.240.99:8080",
+      "payment-service:8080",
+      "fraud-service:65535",
+      "node-12.payments",
+      "a.b",
+      "ip-10-0-3-7.ec2.internal",
+    ];
+    for (const host of kept) assert.equal(safeHttpUrl(`http://${host}/x`, undefined), `http://${host}/x`, host);
+  });
+
+  it("redacts a Host header that is only almost an address or a name", function () {
+    const redacted = [
+      "4916338506082832.10.0.0.1", // a card number before an address
+      "10.0.0.1:4916338506082832", // and after it, as a port
+      "payment-service:4916338506082832",
+      "payment-service:123456", // a port has at most 5 digits
+      "10.0.0.1:123456",
+      "256.1.1.1",
+      "259.1.1.1",
+      "1.259.1.1",
+      "24a.1.1.1",
+      "1.24a.1.1",
+      "1.1a1.1.1",
+      "node-123.payments", // a run of 3 digits in a name
+    ];
+    for (const host of redacted) assert.equal(safeHttpUrl(`http://${host}/x`, undefined), "http://redacted-host/x", host);
+  });
+
   it("redacts a URL it cannot parse", function () {
     assert.equal(safeHttpUrl("/v1/payments/4916338506082832", undefined), "[REDACTED_URL]");
+    // A scheme later in the text is not the URL's start.
+    assert.equal(safeHttpUrl("4916338506082832 http://h/x", undefined), "[REDACTED_URL]");
   });
 
   it("replaces runs of three or more digits in a user agent", function () {
