@@ -231,20 +231,13 @@ describe("network policy objects (components/network-policies.ts)", () => {
   describe("the component", () => {
     const workloads = databaseClientWorkload("ledger-migrations", settings);
 
-    /** Renders the component under the mocks, collecting pulumi.log.warn's messages and the component's registered outputs. */
-    async function render(clusterEnforces: boolean | undefined): Promise<{ run: ProgramRun; warnings: string[]; outputs: unknown[]; parents: Map<string, string | undefined> }> {
+    /** Renders the component under the mocks, collecting pulumi.log.warn's messages and each resource's parent. */
+    async function render(clusterEnforces: boolean | undefined): Promise<{ run: ProgramRun; warnings: string[]; parents: Map<string, string | undefined> }> {
       const parents = new Map<string, string | undefined>();
       const warnings: string[] = [];
-      const outputs: unknown[] = [];
       const warn = console.warn;
-      const registerOutputs = Object.getOwnPropertyDescriptor(pulumi.ComponentResource.prototype, "registerOutputs")!.value;
       // Without an engine (the mocks), pulumi.log.warn writes to console.warn, with a prefix.
       console.warn = (...args: unknown[]) => void warnings.push(args.map(String).join(" ").replace(/^warning: \[runtime\] /, ""));
-      (pulumi.ComponentResource.prototype as any).registerOutputs = function (this: pulumi.ComponentResource, o: unknown) {
-        // The base constructor registers its own (undefined) outputs too: only the component's count.
-        if (this instanceof NetworkPolicies && o !== undefined) outputs.push(o);
-        return registerOutputs.call(this, o);
-      };
       try {
         const run = await runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
           pulumi.runtime.registerStackTransformation((t) => {
@@ -254,16 +247,15 @@ describe("network policy objects (components/network-policies.ts)", () => {
           const c = new NetworkPolicies("np", { namespace: pulumi.output("payments-ns"), namespaceName: "payments", workloads: [workloads], clusterEnforces });
           return { policyNames: c.policyNames };
         });
-        return { run, warnings, outputs, parents };
+        return { run, warnings, parents };
       } finally {
         console.warn = warn;
-        (pulumi.ComponentResource.prototype as any).registerOutputs = registerOutputs;
       }
     }
 
     it("creates each policy under the component's name in the given namespace, labelled part of payments, and exports their names", async function () {
       this.timeout(30_000);
-      const { run, outputs, parents } = await render(true);
+      const { run, parents } = await render(true);
       assert.equal(parents.get("np-default-deny"), "np", "a child of the component");
       assert.equal(parents.get("np-ledger-migrations"), "np", "a child of the component");
       const policies = run.resources.filter((r) => r.type === "kubernetes:networking.k8s.io/v1:NetworkPolicy");
@@ -279,7 +271,7 @@ describe("network policy objects (components/network-policies.ts)", () => {
       );
       assert.deepEqual(policies[1].inputs.spec.egress[1], { to: [{ ipBlock: { cidr: "10.0.0.0/24" } }], ports: [{ port: 5432, protocol: "TCP" }] });
       assert.deepEqual(run.outputs.policyNames, ["default-deny", "ledger-migrations"]);
-      assert.deepEqual(outputs, [{ policyNames: ["default-deny", "ledger-migrations"] }]);
+      assert.deepEqual(run.componentOutputs["payments-apm:network:NetworkPolicies::np"], ["policyNames"]);
     });
 
     it("warns that the policies are ignored when the cluster does not enforce them", async function () {
