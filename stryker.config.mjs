@@ -30,10 +30,17 @@ export const groups = {
     mutate: ["components/datadog-agent.ts", "components/cluster.ts"],
     spec: ["test/datadog-agent.spec.ts", "test/agent-scheduling.spec.ts", "test/deploy-agent.spec.ts", "test/program.spec.ts"],
   },
-  // The traced services' workloads.
+  // The traced services' workloads: each component rendered alone and its pure functions,
+  // without whole-program runs (test/program.spec.ts and test/rollout.spec.ts test them in the program).
   services: {
     mutate: ["components/traced-service.ts", "components/service-namespace.ts", "components/secret-checksum.ts"],
-    spec: ["test/traced-service.spec.ts", "test/program.spec.ts", "test/rollout.spec.ts"],
+    spec: [
+      "test/traced-service.spec.ts",
+      "test/service-agent-connection.spec.ts",
+      "test/service-env.spec.ts",
+      "test/service-namespace.spec.ts",
+      "test/service-secret-checksum.spec.ts",
+    ],
   },
   // Components added with authentication, the ledger migrations and the NetworkPolicies. The
   // specs of the components alone come first: most mutants fail there, before any whole-program run.
