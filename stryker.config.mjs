@@ -70,17 +70,57 @@ export const groups = {
   // The Datadog Agent and the cluster it runs on.
   agent: {
     mutate: ["components/datadog-agent.ts", "components/cluster.ts"],
-    spec: ["test/datadog-agent.spec.ts", "test/agent-scheduling.spec.ts", "test/deploy-agent.spec.ts", "test/program.spec.ts"],
+    // The fast specs (pure functions, the component alone) first: a mutant they catch never waits for a whole-program run.
+    spec: [
+      "test/agent-daemonset.spec.ts",
+      "test/agent-cluster.spec.ts",
+      "test/datadog-agent.spec.ts",
+      "test/agent-scheduling.spec.ts",
+      "test/deploy-agent.spec.ts",
+      "test/program.spec.ts",
+    ],
+    equivalent: [
+      {
+        file: "components/datadog-agent.ts",
+        mutator: "ConditionalExpression",
+        original: "r.cpuLimit !== undefined",
+        replacement: "true",
+        reason: "without a CPU limit it spreads { cpu: undefined } into limits, and Pulumi sends no undefined property: the same limits reach the cluster",
+      },
+    ],
   },
-  // The traced services' workloads.
+  // The traced services' workloads: each component rendered alone and its pure functions,
+  // without whole-program runs (test/program.spec.ts and test/rollout.spec.ts test them in the program).
   services: {
     mutate: ["components/traced-service.ts", "components/service-namespace.ts", "components/secret-checksum.ts"],
-    spec: ["test/traced-service.spec.ts", "test/program.spec.ts", "test/rollout.spec.ts"],
+    spec: [
+      "test/traced-service.spec.ts",
+      "test/service-agent-connection.spec.ts",
+      "test/service-env.spec.ts",
+      "test/service-namespace.spec.ts",
+      "test/service-secret-checksum.spec.ts",
+    ],
   },
-  // Components added with authentication, the ledger migrations and the NetworkPolicies.
+  // Components added with authentication, the ledger migrations and the NetworkPolicies. The
+  // specs of the components alone come first: most mutants fail there, before any whole-program run.
   workloads: {
     mutate: ["components/auth.ts", "components/ledger-migrations.ts", "components/network-policies.ts"],
-    spec: ["test/ledger-migrations.spec.ts", "test/network-policies.spec.ts", "test/program.spec.ts"],
+    spec: [
+      "test/auth.spec.ts",
+      "test/network-policy-objects.spec.ts",
+      "test/ledger-migrations-job.spec.ts",
+      "test/ledger-migrations.spec.ts",
+      "test/network-policies.spec.ts",
+    ],
+    equivalent: [
+      {
+        file: "components/ledger-migrations.ts",
+        mutator: "MethodExpression",
+        original: 'readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()',
+        replacement: 'readdirSync(dir).filter(f => f.endsWith(".sql"))',
+        reason: "Node's readdirSync lists a directory already sorted (libuv's scandir sorts by strcmp), the same order as sort() for the migrations' ASCII names",
+      },
+    ],
   },
   policy: {
     mutate: ["policy/policies.ts"],

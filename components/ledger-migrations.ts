@@ -140,6 +140,18 @@ export function migrationEnv(args: Pick<LedgerMigrationsArgs, "agent" | "globalT
   ];
 }
 
+/** `name:tag`, the tag after the last '/' (a registry's port is no tag), at most 128 characters. */
+const TAGGED_IMAGE = /^(?:[^\s@/]+\/)*[^\s@/:]+:([\w][\w.-]{0,127})$/;
+/** `name@sha256:<64 lowercase hex digits>`, a tag allowed before the digest. */
+const DIGEST_IMAGE = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
+
+/** The image is pinned: by a well-formed digest, or by a tag other than `latest`. */
+export function imagePinned(image: string): boolean {
+  if (image.includes("@")) return DIGEST_IMAGE.test(image);
+  const tag = TAGGED_IMAGE.exec(image)?.[1];
+  return tag !== undefined && tag !== "latest";
+}
+
 /** Every problem with the args, as property path + reason (pure; thrown before anything is registered). */
 export function ledgerMigrationsArgsProblems(args: LedgerMigrationsArgs): pulumi.InputPropertyErrorDetails[] {
   const problems: pulumi.InputPropertyErrorDetails[] = [];
@@ -152,7 +164,7 @@ export function ledgerMigrationsArgsProblems(args: LedgerMigrationsArgs): pulumi
       problem("database.workerUser", `must differ from ${other} (${JSON.stringify(role)}): the outbox relay and the consumers get a role of their own`);
     }
   }
-  if (/:latest$/.test(args.image) || !/(:[\w][\w.-]*|@sha256:[a-f0-9]{64})$/.test(args.image)) {
+  if (!imagePinned(args.image)) {
     problem("image", `must be pinned by tag or digest (not latest), got ${JSON.stringify(args.image)}`);
   }
   const backoff = args.backoffLimit ?? DEFAULT_BACKOFF_LIMIT;
@@ -171,8 +183,11 @@ export class LedgerMigrations extends pulumi.ComponentResource {
 
   constructor(name: string, args: LedgerMigrationsArgs, opts?: pulumi.ComponentResourceOptions) {
     const problems = ledgerMigrationsArgsProblems(args);
-    if (problems.length === 1) throw new pulumi.InputPropertyError(problems[0]);
-    if (problems.length > 1) throw new pulumi.InputPropertiesError({ message: `Invalid LedgerMigrations ${JSON.stringify(name)} arguments`, errors: problems });
+    if (problems.length) {
+      throw problems.length === 1
+        ? new pulumi.InputPropertyError(problems[0])
+        : new pulumi.InputPropertiesError({ message: `Invalid LedgerMigrations ${JSON.stringify(name)} arguments`, errors: problems });
+    }
     super("payments-apm:app:LedgerMigrations", name, {}, opts);
 
     const hash = args.migrationsHash ?? migrationSetHash();
@@ -194,7 +209,8 @@ export class LedgerMigrations extends pulumi.ComponentResource {
         type: "Opaque",
         stringData: { PGPASSWORD: args.migrationPassword },
       },
-      { parent: this, additionalSecretOutputs: ["data", "stringData"] },
+      // The provider's Secret marks its data and stringData outputs secret itself.
+      { parent: this },
     );
 
     const ca = new k8s.core.v1.ConfigMap(
