@@ -60,7 +60,7 @@ const tagValue = () =>
 
 /**
  * An image reference pinned by digest (`name@sha256:<64 hex>`, with or without a tag) or by
- * a tag other than `latest`, with no blank anywhere. A tag holds no '/', so a registry port
+ * a tag other than `latest` or a variant of it, with no blank anywhere. A tag holds no '/', so a registry port
  * (`registry:5000/name`) is not taken for one.
  */
 const pinnedImage = () =>
@@ -72,7 +72,8 @@ const pinnedImage = () =>
     .refine((s) => s.includes("@") || /^[^@\s]*[^@\s/:]:[\w][\w.-]{0,127}$/.test(s), {
       message: "must be pinned by tag or digest (e.g. repo/name:1.2.3 or repo/name@sha256:…)",
     })
-    .refine((s) => !/:latest$/.test(s), { message: "must not use the mutable tag 'latest'" });
+    // `latest` and its variants (latest-jmx, latest-full) move with every release.
+    .refine((s) => !/:latest[\w.-]*$/.test(s), { message: "must not use the mutable tag 'latest' or a variant of it (latest-jmx)" });
 
 /** An absolute https URL (an issuer, a key set): tokens and keys are never trusted over plain http. */
 const httpsUrl = () =>

@@ -183,7 +183,7 @@ describe("stack config values", () => {
 
   describe("images", () => {
     it("accepts tags of up to 128 characters after the last '/'", () => {
-      assertAccepted("services.payment.image", ["payment-service:1", "repo/x:v1.4.2_rc.1-b", `repo/x:${"a".repeat(128)}`, "repo/latest:1.0", "repo/x:latest-1", "repo/x:1.0-latest"]);
+      assertAccepted("services.payment.image", ["payment-service:1", "repo/x:v1.4.2_rc.1-b", `repo/x:${"a".repeat(128)}`, "repo/latest:1.0", "repo/x:1.0-latest", "registry.internal:5000/latest/x:1.0"]);
     });
 
     it("refuses an image without a usable tag", () => {
@@ -191,7 +191,7 @@ describe("stack config values", () => {
     });
 
     it("accepts a sha256 digest of 64 lowercase hex digits, with or without a tag", () => {
-      assertAccepted("services.payment.image", [`x@sha256:${HEX64}`, `repo/x:1.0@sha256:${HEX64}`]);
+      assertAccepted("services.payment.image", [`x@sha256:${HEX64}`, `repo/x:1.0@sha256:${HEX64}`, `repo/x:latest@sha256:${HEX64}`]);
     });
 
     it("refuses any other digest", () => {
@@ -206,11 +206,12 @@ describe("stack config values", () => {
       ]);
     });
 
-    it("refuses the tag latest, digest or not", () => {
-      assertRefused("services.payment.image", "must not use the mutable tag 'latest'", ["repo/x:latest"]);
+    it("refuses the tag latest and its variants without a digest", () => {
+      assertRefused("services.payment.image", "must not use the mutable tag 'latest' or a variant of it (latest-jmx)", ["repo/x:latest", "repo/x:latest-jmx", "registry:5000/x:latest.1"]);
+      assertRefused("datadog.agentImage", "must not use the mutable tag 'latest' or a variant of it (latest-jmx)", ["public.ecr.aws/datadog/agent:latest-full"]);
       assert.deepEqual(problemsOf(["services.payment.image", `repo/x@sha256:${HEX64}:latest`]), [
         `payments-apm:services.payment.image ${DIGEST}, got "repo/x@sha256:${HEX64}:latest"`,
-        `payments-apm:services.payment.image must not use the mutable tag 'latest', got "repo/x@sha256:${HEX64}:latest"`,
+        `payments-apm:services.payment.image must not use the mutable tag 'latest' or a variant of it (latest-jmx), got "repo/x@sha256:${HEX64}:latest"`,
       ]);
     });
   });
