@@ -52,14 +52,12 @@ interface Rendered {
   readonly logged: string[];
 }
 
-/** The component alone under the mocks, at preview or (isDryRun false) during an update. */
+/** The component alone under the mocks, at preview or during an update. */
 async function render(a: LedgerMigrationsArgs, { preview = true } = {}): Promise<Rendered> {
   const opts = new Map<string, pulumi.CustomResourceOptions>();
   const logged: string[] = [];
   const { log } = console;
-  const isDryRun = pulumi.runtime.isDryRun;
   console.log = (...line: unknown[]) => void logged.push(line.map(String).join(" "));
-  if (!preview) pulumi.runtime.isDryRun = () => false;
   try {
     const run = await runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
       pulumi.runtime.registerStackTransformation((t) => {
@@ -68,13 +66,12 @@ async function render(a: LedgerMigrationsArgs, { preview = true } = {}): Promise
       });
       const m = new LedgerMigrations("ledger-migrations", a);
       return { jobName: m.jobName };
-    });
+    }, { preview });
     // Let the log's apply run.
     await new Promise((resolve) => setImmediate(resolve));
     return { run, opts, logged };
   } finally {
     console.log = log;
-    pulumi.runtime.isDryRun = isDryRun;
   }
 }
 
