@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
  */
 export const groups = {
   config: {
-    mutate: ["components/config.ts"],
+    mutate: ["components/config.ts", "components/image-reference.ts"],
     spec: ["test/config.spec.ts", "test/config-load.spec.ts", "test/config-values.spec.ts", "test/config-sweep.spec.ts"],
     equivalent: [
       ...[

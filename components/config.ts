@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import { DIGEST_IMAGE, TAGGED_IMAGE, mutableTag } from "./image-reference";
 
 /**
  * The stack config: read once, validated once, returned typed and frozen.
@@ -66,14 +67,13 @@ const tagValue = () =>
 const pinnedImage = () =>
   z
     .string({ error: "must be a string" })
-    .refine((s) => !s.includes("@") || /^[^@\s]+@sha256:[a-f0-9]{64}$/.test(s), {
+    .refine((s) => !s.includes("@") || DIGEST_IMAGE.test(s), {
       message: "has a digest that is not sha256: followed by 64 lowercase hex digits (repo/name@sha256:…)",
     })
-    .refine((s) => s.includes("@") || /^[^@\s]*[^@\s/:]:[\w][\w.-]{0,127}$/.test(s), {
+    .refine((s) => s.includes("@") || TAGGED_IMAGE.test(s), {
       message: "must be pinned by tag or digest (e.g. repo/name:1.2.3 or repo/name@sha256:…)",
     })
-    // `latest` and its variants (latest-jmx, latest-full) move with every release.
-    .refine((s) => !/:latest[\w.-]*$/.test(s), { message: "must not use the mutable tag 'latest' or a variant of it (latest-jmx)" });
+    .refine((s) => s.includes("@") || !mutableTag(TAGGED_IMAGE.exec(s)?.[1] ?? ""), { message: "must not use the mutable tag 'latest' or a variant of it (latest-jmx)" });
 
 /** An absolute https URL (an issuer, a key set): tokens and keys are never trusted over plain http. */
 const httpsUrl = () =>

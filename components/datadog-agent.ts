@@ -39,6 +39,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
 import { secretChecksumAnnotations } from "./secret-checksum";
+import { imagePinned } from "./image-reference";
 
 /** Host directory holding the Agent's Unix sockets; app pods mount it by hostPath. */
 export const APM_SOCKET_DIR = "/var/run/datadog";
@@ -232,7 +233,7 @@ export function datadogAgentArgsProblems(name: string, args: DatadogAgentArgs): 
       problem(`globalTags.${key}`, `must be a key and value without spaces (DD_TAGS is space-separated), got ${JSON.stringify(`${key}:${value}`)}`);
     }
   }
-  if (!pinnedImage(args.image)) {
+  if (!imagePinned(args.image)) {
     problem("image", `must be pinned by tag or digest (not latest), got ${JSON.stringify(args.image)}`);
   }
   if (!args.apm.socketEnabled && !args.apm.portEnabled) {
@@ -411,18 +412,6 @@ export function agentClusterRoleRules(leaseName: string): k8s.types.input.rbac.v
     { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
     { nonResourceURLs: ["/version", "/healthz", "/metrics"], verbs: ["get"] },
   ];
-}
-
-/**
- * Pinned by digest (`name@sha256:<64 hex>`, a tag allowed before it) or by a tag other than
- * `latest` or one of its variants, looked for after the last '/' so a registry port is not
- * taken for one.
- */
-function pinnedImage(image: string): boolean {
-  if (image.includes("@")) return /^[^@\s]+@sha256:[a-f0-9]{64}$/.test(image);
-  const tag = /^[^@\s]*[^@\s/:]:([\w][\w.-]{0,127})$/.exec(image.split("/").pop()!)?.[1];
-  // `latest` and its variants (`latest-jmx`, `latest-full`) move with every release.
-  return tag !== undefined && !tag.startsWith("latest");
 }
 
 /**

@@ -15,6 +15,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { MIGRATIONS_SERVICE } from "../app/src/tracing/conventions";
 import type { ResourceSettings } from "./datadog-agent";
+import { imagePinned } from "./image-reference";
 import { agentAddressEnv, agentSocketVolume, type AgentConnection } from "./traced-service";
 
 /** app/migrations, the files the payment-service image carries in /app/migrations. */
@@ -138,18 +139,6 @@ export function migrationEnv(args: Pick<LedgerMigrationsArgs, "agent" | "globalT
     }),
     { name: "PGPASSWORD", valueFrom: { secretKeyRef: { name: MIGRATION_SECRET_NAME, key: "PGPASSWORD" } } },
   ];
-}
-
-/** `name:tag`, the tag after the last '/' (a registry's port is no tag), at most 128 characters. */
-const TAGGED_IMAGE = /^(?:[^\s@/]+\/)*[^\s@/:]+:([\w][\w.-]{0,127})$/;
-/** `name@sha256:<64 lowercase hex digits>`, a tag allowed before the digest. */
-const DIGEST_IMAGE = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
-
-/** The image is pinned: by a well-formed digest, or by a tag other than `latest`. */
-export function imagePinned(image: string): boolean {
-  if (image.includes("@")) return DIGEST_IMAGE.test(image);
-  const tag = TAGGED_IMAGE.exec(image)?.[1];
-  return tag !== undefined && tag !== "latest";
 }
 
 /** Every problem with the args, as property path + reason (pure; thrown before anything is registered). */

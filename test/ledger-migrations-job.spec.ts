@@ -162,7 +162,6 @@ describe("the ledger migration Job (components/ledger-migrations.ts)", () => {
     for (const image of [
       "registry.example.com/payment-service:1.4.2",
       "registry.example.com:5000/payment-service:2024.06.01-rc_1",
-      "payment-service:latest-1.4.2",
       `registry.example.com/payment-service@sha256:${"0a".repeat(32)}`,
       `registry.example.com/payment-service:1.4.2@sha256:${"f9".repeat(32)}`,
       `payment-service:v${"1".repeat(127)}`,
@@ -172,6 +171,7 @@ describe("the ledger migration Job (components/ledger-migrations.ts)", () => {
 
     for (const image of [
       "registry.example.com/payment-service:latest",
+      "payment-service:latest-1.4.2",
       "registry.example.com/payment-service",
       "registry.example.com:5000/payment-service",
       "registry.example.com/payment-service:1.4.2/extra",

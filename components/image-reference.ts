@@ -1,0 +1,21 @@
+/**
+ * What a pinned container image reference is, for the stack config and the components that
+ * take an image: the same rule everywhere, so an image the config accepts is never refused
+ * by a component, or the other way round.
+ */
+
+/** `name@sha256:<64 lowercase hex digits>`, a tag allowed before the digest. */
+export const DIGEST_IMAGE = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
+
+/** `name:tag`, the tag after the last '/' (a registry's port is no tag), at most 128 characters. */
+export const TAGGED_IMAGE = /^(?:[^\s@/]+\/)*[^\s@/:]+:([\w][\w.-]{0,127})$/;
+
+/** `latest` and its variants (`latest-jmx`, `latest-full`) move with every release. */
+export const mutableTag = (tag: string): boolean => tag.startsWith("latest");
+
+/** Pinned: by a well-formed digest, or by a tag that is not `latest` or a variant of it. */
+export function imagePinned(image: string): boolean {
+  if (image.includes("@")) return DIGEST_IMAGE.test(image);
+  const tag = TAGGED_IMAGE.exec(image)?.[1];
+  return tag !== undefined && !mutableTag(tag);
+}
