@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 export const groups = {
   config: {
     mutate: ["components/config.ts", "components/image-reference.ts"],
-    spec: ["test/config.spec.ts", "test/config-load.spec.ts", "test/config-values.spec.ts", "test/config-sweep.spec.ts"],
+    spec: ["test/image-reference.spec.ts", "test/config.spec.ts", "test/config-load.spec.ts", "test/config-values.spec.ts", "test/config-sweep.spec.ts"],
     equivalent: [
       ...[
         ["must not start with 'system-'", "the name is set (the check reads it)"],

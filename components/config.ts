@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { DIGEST_IMAGE, TAGGED_IMAGE, mutableTag } from "./image-reference";
+import { imageTag, mutableTag, wellFormedDigest } from "./image-reference";
 
 /**
  * The stack config: read once, validated once, returned typed and frozen.
@@ -67,13 +67,17 @@ const tagValue = () =>
 const pinnedImage = () =>
   z
     .string({ error: "must be a string" })
-    .refine((s) => !s.includes("@") || DIGEST_IMAGE.test(s), {
+    .refine((s) => !s.includes("@") || wellFormedDigest(s), {
       message: "has a digest that is not sha256: followed by 64 lowercase hex digits (repo/name@sha256:…)",
     })
-    .refine((s) => s.includes("@") || TAGGED_IMAGE.test(s), {
+    .refine((s) => s.includes("@") || imageTag(s) !== undefined, {
       message: "must be pinned by tag or digest (e.g. repo/name:1.2.3 or repo/name@sha256:…)",
     })
-    .refine((s) => s.includes("@") || !mutableTag(TAGGED_IMAGE.exec(s)?.[1] ?? ""), { message: "must not use the mutable tag 'latest' or a variant of it (latest-jmx)" });
+    .refine((s) => {
+      // A digest pins whatever tag comes with it (imageTag finds none in a reference with a digest).
+      const tag = imageTag(s);
+      return tag === undefined || !mutableTag(tag);
+    }, { message: "must not use the mutable tag 'latest' or a variant of it (latest-jmx)" });
 
 /** An absolute https URL (an issuer, a key set): tokens and keys are never trusted over plain http. */
 const httpsUrl = () =>

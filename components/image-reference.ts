@@ -5,17 +5,23 @@
  */
 
 /** `name@sha256:<64 lowercase hex digits>`, a tag allowed before the digest. */
-export const DIGEST_IMAGE = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
+export function wellFormedDigest(image: string): boolean {
+  return /^[^\s@]+@sha256:[a-f0-9]{64}$/.test(image);
+}
 
-/** `name:tag`, the tag after the last '/' (a registry's port is no tag), at most 128 characters. */
-export const TAGGED_IMAGE = /^(?:[^\s@/]+\/)*[^\s@/:]+:([\w][\w.-]{0,127})$/;
+/** The tag of `name:tag`, looked for after the last '/' (a registry's port is no tag), at most 128 characters. */
+export function imageTag(image: string): string | undefined {
+  return /^(?:[^\s@/]+\/)*[^\s@/:]+:([\w][\w.-]{0,127})$/.exec(image)?.[1];
+}
 
 /** `latest` and its variants (`latest-jmx`, `latest-full`) move with every release. */
-export const mutableTag = (tag: string): boolean => tag.startsWith("latest");
+export function mutableTag(tag: string): boolean {
+  return tag.startsWith("latest");
+}
 
 /** Pinned: by a well-formed digest, or by a tag that is not `latest` or a variant of it. */
 export function imagePinned(image: string): boolean {
-  if (image.includes("@")) return DIGEST_IMAGE.test(image);
-  const tag = TAGGED_IMAGE.exec(image)?.[1];
+  if (image.includes("@")) return wellFormedDigest(image);
+  const tag = imageTag(image);
   return tag !== undefined && !mutableTag(tag);
 }
