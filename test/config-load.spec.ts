@@ -1,7 +1,10 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { stackConfigFromFile } from "../scripts/mock-engine";
-import { configModule } from "./support/per-test-module";
+import { configPerSuite } from "./support/config-per-suite";
+
+// The config module as loaded for this run of the specs (support/config-per-suite.ts).
+const { configModule } = configPerSuite();
 
 // loadConfig() as the program calls it: the stack's config as the engine hands it over
 // (full key → string, structured values as JSON text), without a whole program run.
@@ -100,6 +103,16 @@ describe("stack config loaded from the engine (loadConfig)", () => {
     // An array where an object belongs: read as JSON, then refused as an array.
     const { problems } = loadError({ "payments-apm:monitors": ' ["@slack-payments"]' });
     assert.deepEqual(problems, ['payments-apm:monitors must be object, got ["@slack-payments"]']);
+  });
+
+  it("keeps a scalar that reads as JSON (a number, null) as the text typed", () => {
+    const config = load({ "payments-apm:environment": "2026", "payments-apm:deployment": "null" });
+    assert.equal(config.environment, "2026");
+    assert.equal(config.deployment, "null");
+  });
+
+  it("throws a ConfigError, by that name", () => {
+    assert.throws(() => load({ "payments-apm:environment": "Prod" }), (e: Error) => e.name === "ConfigError" && e instanceof configModule().ConfigError);
   });
 
   it("reports text that only looks like JSON as the text typed", () => {

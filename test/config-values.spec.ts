@@ -1,6 +1,9 @@
 import * as assert from "node:assert/strict";
-import { configModule } from "./support/per-test-module";
-import { rawSettings, withValue } from "./support/stack-settings";
+import { configPerSuite } from "./support/config-per-suite";
+import { withValue } from "./support/stack-settings";
+
+// The config module as loaded for this run of the specs (support/config-per-suite.ts).
+const { configModule, rawSettings } = configPerSuite();
 
 // What each key of the stack config accepts and refuses, and the exact problem a refused value
 // gets: the key, what it must be, and the value as typed. Changes apply to Pulumi.prod.yaml.
@@ -102,6 +105,14 @@ describe("stack config values", () => {
     assert.deepEqual(problemsOf(["network.paymentIngressFrom", [{ podSelector: { app: 1 } }]]), ["payments-apm:network.paymentIngressFrom.0.podSelector.app must be a string, got 1"]);
   });
 
+  it("names any unknown top-level key, however short", () => {
+    for (const key of ["y", "x", "ab"]) {
+      const problems = problemsOf([key, 1]);
+      assert.equal(problems.length, 1, problems.join("\n"));
+      assert.match(problems[0], new RegExp(`^payments-apm:${key} is not a known setting \\(known: environment, `));
+    }
+  });
+
   it("takes 'false' typed as a string as false", () => {
     const s = settingsWith(["datadog.kubeletTlsVerify", "false"], ["sampling.agent.rareSamplerEnabled", "false"]);
     assert.equal(s.datadog.kubeletTlsVerify, false);
@@ -151,7 +162,7 @@ describe("stack config values", () => {
     });
 
     it("accepts broker host names up to 253 characters and refuses others", () => {
-      assertAccepted("broker.host", ["localhost", "b-1.mq.us-east-1.amazonaws.com", "B1", "a".repeat(253)]);
+      assertAccepted("broker.host", ["a", "localhost", "b-1.mq.us-east-1.amazonaws.com", "B1", "a".repeat(253)]);
       assertRefused("broker.host", "must be a host name such as b-1234abcd.mq.us-east-1.amazonaws.com", ["a".repeat(254), "-b1", "b1-", "b_1.example.com", "", "b1 "]);
     });
 
@@ -172,15 +183,15 @@ describe("stack config values", () => {
 
   describe("images", () => {
     it("accepts tags of up to 128 characters after the last '/'", () => {
-      assertAccepted("services.payment.image", ["payment-service:1", "repo/x:v1.4.2_rc.1-b", `repo/x:${"a".repeat(128)}`, "repo/latest:1.0", "repo/x:latest-1", "repo/x:1.0-latest"]);
+      assertAccepted("services.payment.image", ["payment-service:1", "repo/x:v1.4.2_rc.1-b", `repo/x:${"a".repeat(128)}`, "repo/latest:1.0", "repo/x:1.0-latest", "registry.internal:5000/latest/x:1.0"]);
     });
 
     it("refuses an image without a usable tag", () => {
-      assertRefused("services.payment.image", PINNED, [`repo/x:${"a".repeat(129)}`, "repo/x:.1", "repo/x:-1", "repo/:1.0", "repo/x:1 0", "repo/x:", "repo x:1.0", "registry:5000/x", ":1.0"]);
+      assertRefused("services.payment.image", PINNED, [`repo/x:${"a".repeat(129)}`, "repo/x:.1", "repo/x:-1", "repo/:1.0", "repo/x:1 0", "repo/x:", "repo x:1.0", "re po/x:1.0", "registry.internal /payments/x:1.0", "registry:5000/x", ":1.0"]);
     });
 
     it("accepts a sha256 digest of 64 lowercase hex digits, with or without a tag", () => {
-      assertAccepted("services.payment.image", [`x@sha256:${HEX64}`, `repo/x:1.0@sha256:${HEX64}`]);
+      assertAccepted("services.payment.image", [`x@sha256:${HEX64}`, `repo/x:1.0@sha256:${HEX64}`, `repo/x:latest@sha256:${HEX64}`]);
     });
 
     it("refuses any other digest", () => {
@@ -195,11 +206,12 @@ describe("stack config values", () => {
       ]);
     });
 
-    it("refuses the tag latest, digest or not", () => {
-      assertRefused("services.payment.image", "must not use the mutable tag 'latest'", ["repo/x:latest"]);
+    it("refuses the tag latest and its variants without a digest", () => {
+      assertRefused("services.payment.image", "must not use the mutable tag 'latest' or a variant of it (latest-jmx)", ["repo/x:latest", "repo/x:latest-jmx", "registry:5000/x:latest.1"]);
+      assertRefused("datadog.agentImage", "must not use the mutable tag 'latest' or a variant of it (latest-jmx)", ["public.ecr.aws/datadog/agent:latest-full"]);
+      // With a digest, the digest is what is wrong: one problem.
       assert.deepEqual(problemsOf(["services.payment.image", `repo/x@sha256:${HEX64}:latest`]), [
         `payments-apm:services.payment.image ${DIGEST}, got "repo/x@sha256:${HEX64}:latest"`,
-        `payments-apm:services.payment.image must not use the mutable tag 'latest', got "repo/x@sha256:${HEX64}:latest"`,
       ]);
     });
   });
@@ -249,10 +261,10 @@ describe("stack config values", () => {
 
     it("refuses what is not an IPv4 CIDR, naming the entry once", () => {
       assert.deepEqual(
-        ["256.0.0.0/8", "10.0.0.300/24", "1000.0.0.0/8", "10.0.0/8", "10.0.0.0", "10.0.0.0/33", "10.0.0.0/40", "10.0.0.0/8 ", " 10.0.0.0/8", "a.b.c.d/8", "10.0.0.0.0/8"].map((c) =>
+        ["256.0.0.0/8", "300.0.0.0/0", "10.0.0.300/24", "1000.0.0.0/8", "10.0.0/8", "10.0.0.0", "10.0.0.0/33", "10.0.0.0/40", "10.0.0.0/8 ", " 10.0.0.0/8", "a.b.c.d/8", "10.0.0.0.0/8"].map((c) =>
           problemsOf(["network.databaseCidrs", [c]]),
         ),
-        ["256.0.0.0/8", "10.0.0.300/24", "1000.0.0.0/8", "10.0.0/8", "10.0.0.0", "10.0.0.0/33", "10.0.0.0/40", "10.0.0.0/8 ", " 10.0.0.0/8", "a.b.c.d/8", "10.0.0.0.0/8"].map((c) => [
+        ["256.0.0.0/8", "300.0.0.0/0", "10.0.0.300/24", "1000.0.0.0/8", "10.0.0/8", "10.0.0.0", "10.0.0.0/33", "10.0.0.0/40", "10.0.0.0/8 ", " 10.0.0.0/8", "a.b.c.d/8", "10.0.0.0.0/8"].map((c) => [
           `payments-apm:network.databaseCidrs.0 ${CIDR}, got ${JSON.stringify(c)}`,
         ]),
       );
@@ -304,6 +316,7 @@ describe("stack config values", () => {
       const s = settingsWith(["slos", { timeframe: "7d", availabilityTarget: 99.99, latencyTarget: "0.5", latencyThresholdSeconds: "1.5" }]).slos;
       assert.deepEqual(s, { timeframe: "7d", availabilityTarget: 99.99, latencyTarget: 0.5, latencyThresholdSeconds: 1.5 });
       assert.equal(settingsWith(["slos", { timeframe: "90d" }]).slos.timeframe, "90d");
+      assert.equal(settingsWith(["slos", { timeframe: "30d" }]).slos.timeframe, "30d");
       assertRefused("slos.availabilityTarget", "must be a percentage strictly between 0 and 100", [100, 0, -1, 100.5]);
       assertRefused("slos.latencyTarget", "must be a percentage strictly between 0 and 100", [100]);
       assertRefused("slos.timeframe", "must be 7d, 30d or 90d", ["1y", "30"]);
@@ -318,9 +331,14 @@ describe("stack config values", () => {
   });
 
   describe("the Agent", () => {
+    it("accepts every Datadog site", () => {
+      assertAccepted("datadog.site", ["datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu", "ap1.datadoghq.com", "ap2.datadoghq.com", "ddog-gov.com"]);
+    });
+
     it("defaults a toleration's operator to Equal and checks its effect", () => {
       const t = settingsWith(["datadog.tolerations", [{ key: "dedicated", value: "payments", effect: "NoExecute" }, { operator: "Exists" }]]).datadog.tolerations;
       assert.deepEqual(t, [{ key: "dedicated", value: "payments", effect: "NoExecute", operator: "Equal" }, { operator: "Exists" }]);
+      assertAccepted("datadog.tolerations.0.effect", ["NoSchedule", "PreferNoSchedule", "NoExecute"]);
       assertRefused("datadog.tolerations.0.effect", "must be NoSchedule, PreferNoSchedule or NoExecute", ["Never"]);
       assert.deepEqual(problemsOf(["datadog.tolerations.0.tolerationSeconds", 30]), ["payments-apm:datadog.tolerations.0.tolerationSeconds is not a known setting"]);
     });
@@ -370,6 +388,15 @@ describe("stack config values", () => {
   });
 
   describe("database roles", () => {
+    it("names a role left at its default when it clashes with one that is set", () => {
+      assert.deepEqual(problemsOf(["database.user", "payments_migrations"], ["database.migrationUser", undefined]), [
+        'payments-apm:database.migrationUser must differ from database.user ("payments_migrations"): the services must not own the ledger\'s tables',
+      ]);
+      assert.deepEqual(problemsOf(["database.user", "payments_worker"], ["database.workerUser", undefined]), [
+        'payments-apm:database.workerUser must differ from database.user ("payments_worker"): the outbox relay and the consumers get a role of their own, granted only outbox and receipts',
+      ]);
+    });
+
     it("refuses one role for the services and the migrations", () => {
       assert.deepEqual(problemsOf(["database.migrationUser", "payment_service"]), [
         'payments-apm:database.migrationUser must differ from database.user ("payment_service"): the services must not own the ledger\'s tables, got "payment_service"',
@@ -404,6 +431,18 @@ describe("stack config values", () => {
         "payments-apm:sampling.rateLimit must be at least 200 (traces/s per service instance): dd-trace counts always-kept traces against it too, " +
           "so it must cover alwaysKeepPeakPerSecond (200) plus sampledRuleMaxPerSecond (100) for each sampled rule (none), got 199",
       ]);
+    });
+
+    it("names sampling.rateLimit left at its default 500 when the other limits outgrow it", () => {
+      assert.deepEqual(problemsOf(["sampling.rateLimit", undefined], ["sampling.alwaysKeepPeakPerSecond", 201]), [
+        "payments-apm:sampling.rateLimit must be at least 501 (traces/s per service instance): dd-trace counts always-kept traces against it too, " +
+          "so it must cover alwaysKeepPeakPerSecond (201) plus sampledRuleMaxPerSecond (100) for each sampled rule (base rate, premium, enterprise)",
+      ]);
+    });
+
+    it("reports a limit out of range as such, not also as a rateLimit too low", () => {
+      assert.deepEqual(problemsOf(["sampling.sampledRuleMaxPerSecond", 100001]), ["payments-apm:sampling.sampledRuleMaxPerSecond must be a whole number between 1 and 100000, got 100001"]);
+      assert.deepEqual(problemsOf(["sampling.alwaysKeepPeakPerSecond", 100001]), ["payments-apm:sampling.alwaysKeepPeakPerSecond must be a whole number between 0 and 100000, got 100001"]);
     });
 
     it("counts each tier with a rate above 0 as a sampled rule", () => {

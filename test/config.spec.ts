@@ -1,8 +1,9 @@
 import * as assert from "node:assert/strict";
-import { configModule } from "./support/per-test-module";
-import { rawSettings, withValue } from "./support/stack-settings";
+import { configPerSuite } from "./support/config-per-suite";
+import { withValue } from "./support/stack-settings";
 
-// The config module as loaded for the running test (support/per-test-module.ts).
+// The config module as loaded for this run of the specs (support/config-per-suite.ts).
+const { configModule, rawSettings } = configPerSuite();
 const parseStackSettings = (raw: Record<string, unknown>) => configModule().parseStackSettings(raw);
 const datadogProviderProblems = (site: string, apiUrl: string | undefined) => configModule().datadogProviderProblems(site, apiUrl);
 
@@ -248,6 +249,7 @@ describe("stack config", () => {
   it("requires datadog:apiUrl to match a non-default Datadog site", () => {
     assert.deepEqual(datadogProviderProblems("datadoghq.com", undefined), []);
     assert.deepEqual(datadogProviderProblems("datadoghq.eu", "https://api.datadoghq.eu"), []);
+    assert.deepEqual(datadogProviderProblems("datadoghq.eu", "https://api.datadoghq.eu/"), []);
     assert.deepEqual(datadogProviderProblems("datadoghq.eu", undefined), ["datadog:apiUrl is required for site datadoghq.eu: set it to https://api.datadoghq.eu/"]);
     assert.match(datadogProviderProblems("datadoghq.com", "https://api.datadoghq.eu/")[0], /^datadog:apiUrl must be https:\/\/api\.datadoghq\.com\//);
   });
