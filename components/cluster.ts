@@ -38,6 +38,16 @@ export function eksKubeconfig(cluster: { name: string; endpoint: string; caData:
 }
 
 /**
+ * The cluster's OIDC issuer (the `iss` of its ServiceAccount tokens) from what EKS reports
+ * in `identities`; a cluster that reports none cannot vouch for its pods' tokens.
+ */
+export function eksOidcIssuer(clusterName: string, identities: readonly { oidcs?: readonly { issuer?: string }[] }[] | undefined): string {
+  const issuer = identities?.[0]?.oidcs?.[0]?.issuer;
+  if (!issuer) throw new Error(`EKS cluster ${clusterName} publishes no OIDC issuer`);
+  return issuer;
+}
+
+/**
  * An existing EKS cluster, looked up by name, and the Kubernetes provider every Kubernetes
  * resource of this program is created with.
  */
@@ -53,11 +63,7 @@ export class EksCluster extends pulumi.ComponentResource {
     const cluster = aws.eks.getClusterOutput({ name: args.clusterName, region: args.region }, { parent: this });
     this.clusterName = cluster.name;
     this.endpoint = cluster.endpoint;
-    this.oidcIssuer = cluster.identities.apply((identities) => {
-      const issuer = identities?.[0]?.oidcs?.[0]?.issuer;
-      if (!issuer) throw new Error(`EKS cluster ${args.clusterName} publishes no OIDC issuer`);
-      return issuer;
-    });
+    this.oidcIssuer = cluster.identities.apply((identities) => eksOidcIssuer(args.clusterName, identities));
     const kubeconfig = pulumi
       .all([cluster.name, cluster.endpoint, cluster.certificateAuthorities])
       .apply(([clusterName, endpoint, cas]) => eksKubeconfig({ name: clusterName, endpoint, caData: cas[0].data }, args.region));

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import { imageTag, mutableTag, wellFormedDigest } from "./image-reference";
 
 /**
  * The stack config: read once, validated once, returned typed and frozen.
@@ -29,15 +30,17 @@ const booleanLike = (v: unknown) => (v === "true" ? true : v === "false" ? false
 const rate = () =>
   z.preprocess(numberLike, z.number({ error: "must be a number between 0 and 1" }).min(0, "must be between 0 and 1").max(1, "must be between 0 and 1"));
 const positiveNumber = () =>
-  z.preprocess(numberLike, z.number({ error: "must be a number" }).positive("must be greater than 0").finite("must be finite"));
+  // z.number() refuses Infinity itself (as not a number).
+  z.preprocess(numberLike, z.number({ error: "must be a number" }).positive("must be greater than 0"));
 const count = (min: number, max: number) =>
   z.preprocess(
     numberLike,
     z
+      // The one message for every check: a check without its own message takes the schema's.
       .number({ error: `must be a whole number between ${min} and ${max}` })
-      .int(`must be a whole number between ${min} and ${max}`)
-      .min(min, `must be a whole number between ${min} and ${max}`)
-      .max(max, `must be a whole number between ${min} and ${max}`),
+      .int()
+      .min(min)
+      .max(max),
   );
 const flag = () => z.preprocess(booleanLike, z.boolean({ error: "must be true or false" }));
 
@@ -58,32 +61,30 @@ const tagValue = () =>
 
 /**
  * An image reference pinned by digest (`name@sha256:<64 hex>`, with or without a tag) or by
- * a tag other than `latest`. The tag is looked for after the last '/' so a registry port
+ * a tag other than `latest` or a variant of it, with no blank anywhere. A tag holds no '/', so a registry port
  * (`registry:5000/name`) is not taken for one.
  */
 const pinnedImage = () =>
   z
     .string({ error: "must be a string" })
-    .refine((s) => !s.includes("@") || /^[^@\s]+@sha256:[a-f0-9]{64}$/.test(s), {
+    .refine((s) => !s.includes("@") || wellFormedDigest(s), {
       message: "has a digest that is not sha256: followed by 64 lowercase hex digits (repo/name@sha256:…)",
     })
-    .refine((s) => s.includes("@") || /^[^@\s]*[^@\s/:]:[\w][\w.-]{0,127}$/.test(s.split("/").pop() ?? ""), {
+    .refine((s) => s.includes("@") || imageTag(s) !== undefined, {
       message: "must be pinned by tag or digest (e.g. repo/name:1.2.3 or repo/name@sha256:…)",
     })
-    .refine((s) => !/:latest$/.test(s), { message: "must not use the mutable tag 'latest'" });
+    .refine((s) => {
+      // A digest pins whatever tag comes with it (imageTag finds none in a reference with a digest).
+      const tag = imageTag(s);
+      return tag === undefined || !mutableTag(tag);
+    }, { message: "must not use the mutable tag 'latest' or a variant of it (latest-jmx)" });
 
 /** An absolute https URL (an issuer, a key set): tokens and keys are never trusted over plain http. */
 const httpsUrl = () =>
   z
     .string({ error: "must be a string" })
-    .refine((s) => {
-      try {
-        const url = new URL(s);
-        return url.protocol === "https:" && url.hostname !== "";
-      } catch {
-        return false;
-      }
-    }, "must be an https:// URL");
+    // An https URL always has a host: it does not parse without one.
+    .refine((s) => URL.canParse(s) && new URL(s).protocol === "https:", "must be an https:// URL");
 
 const quantity = () =>
   z.string({ error: "must be a Kubernetes quantity string such as \"100m\" or \"256Mi\"" }).regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, "must be a Kubernetes quantity such as \"100m\" or \"256Mi\"");
@@ -130,19 +131,21 @@ const toleration = z
 const ipv4Cidr = () =>
   z
     .string({ error: "must be a string" })
-    .regex(/^(\d{1,3})(\.\d{1,3}){3}\/(\d|[12]\d|3[0-2])$/, "must be an IPv4 CIDR such as 10.20.64.0/20")
-    .refine((c) => c.split("/")[0].split(".").every((o) => Number(o) <= 255), { message: "must be an IPv4 CIDR such as 10.20.64.0/20" })
+    // Each check stops the next: a bad CIDR gets one problem, not the same one twice.
+    .regex(/^(\d{1,3})(\.\d{1,3}){3}\/(\d|[12]\d|3[0-2])$/, { message: "must be an IPv4 CIDR such as 10.20.64.0/20", abort: true })
+    .refine((c) => c.split("/")[0].split(".").every((o) => Number(o) <= 255), { message: "must be an IPv4 CIDR such as 10.20.64.0/20", abort: true })
     .refine((c) => !c.endsWith("/0"), { message: "must not be 0.0.0.0/0 (the internet at large): name the range the endpoint is in" });
 
 /** One or more PEM certificates and nothing else. */
 const pemBundle = () =>
   z
     .string({ error: "must be a string holding PEM certificates" })
-    .refine((s) => /^\s*(-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----\s*)+$/.test(s), {
+    .refine((s) => /^\s*(-----BEGIN CERTIFICATE-----\s[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----\s*)+$/.test(s), {
       message: "must be a PEM bundle: one or more -----BEGIN CERTIFICATE----- blocks and nothing else",
     });
 
-const labelMap = () => z.record(z.string({ error: "must be a string" }), z.string({ error: "must be a string" }));
+// Keys of a parsed object are always strings: only the values are checked.
+const labelMap = () => z.record(z.string(), z.string({ error: "must be a string" }));
 
 /** Who may reach payment-service: pods by namespace and/or pod labels, at least one label in all. */
 const peerSelector = z
@@ -160,7 +163,8 @@ const service = (defaults: { replicas: number }) =>
   z
     .object({
       image: pinnedImage(),
-      version: tagValue().describe("DD_VERSION and tags.datadoghq.com/version"),
+      /** DD_VERSION and tags.datadoghq.com/version. */
+      version: tagValue(),
       replicas: count(1, 100).default(defaults.replicas),
       minAvailable: count(0, 100).default(1),
       resources: resources("250m", "256Mi", "512Mi"),
@@ -172,7 +176,7 @@ const service = (defaults: { replicas: number }) =>
 const percent = () =>
   z.preprocess(
     numberLike,
-    z.number({ error: "must be a percentage strictly between 0 and 100" }).gt(0, "must be a percentage strictly between 0 and 100").lt(100, "must be a percentage strictly between 0 and 100"),
+    z.number({ error: "must be a percentage strictly between 0 and 100" }).gt(0).lt(100),
   );
 
 /** `payments-apm:slos`: targets of the payment SLOs. Every key has a default. */
@@ -186,7 +190,7 @@ export const sloSettingsSchema = z
     latencyTarget: percent().default(99.5),
     /** p95 latency threshold in seconds. Default: payments-apm:monitors.paymentLatencyP95Seconds. */
     latencyThresholdSeconds: z
-      .preprocess(numberLike, z.number({ error: "must be a number of seconds" }).positive("must be greater than 0").finite("must be finite"))
+      .preprocess(numberLike, z.number({ error: "must be a number of seconds" }).positive("must be greater than 0"))
       .optional(),
   })
   .strict()
@@ -645,7 +649,7 @@ export function parseStackSettings(raw: Readonly<Record<string, unknown>>): Stac
     if (!TOP_LEVEL_KEYS.has(key)) problems.push(`${PROJECT}:${key} is not a known setting (known: ${[...TOP_LEVEL_KEYS].join(", ")})`);
   }
   const known = Object.fromEntries(Object.entries(raw).filter(([k]) => stackConfigSchema.shape[k as keyof StackSettings]));
-  const result = stackConfigSchema.safeParse(known, { reportInput: true });
+  const result = stackConfigSchema.safeParse(known);
   if (result.success && problems.length === 0) return deepFreeze(result.data);
   if (!result.success) problems.push(...result.error.issues.flatMap((issue) => describeIssue(issue, known)));
   throw new ConfigError(problems);
@@ -660,23 +664,20 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): s
   const value = valueAt(raw, path);
   // A check across settings may name a key left at its default.
   if (value === undefined) return [issue.code === "custom" ? `${key(path)} ${issue.message}` : `${key(path)} is required`];
-  const message = issue.code === "invalid_type" && !/^must/.test(issue.message) ? `must be ${issue.expected}` : issue.message;
+  const message = issue.code === "invalid_type" && !issue.message.startsWith("must") ? `must be ${issue.expected}` : issue.message;
   return [`${key(path)} ${message}, got ${JSON.stringify(value)}`];
 }
 
+/** The raw value at an issue's path (undefined where the key is not set). */
 function valueAt(root: unknown, path: readonly string[]): unknown {
-  let v: unknown = root;
-  for (const p of path) {
-    if (v === null || typeof v !== "object") return undefined;
-    v = (v as Record<string, unknown>)[p];
-  }
-  return v;
+  return path.reduce<unknown>((v, p) => (v as Record<string, unknown> | undefined)?.[p], root);
 }
 
 function deepFreeze<T>(o: T): T {
-  if (o && typeof o === "object" && !Object.isFrozen(o)) {
+  // Primitives (and null) count as frozen already.
+  if (!Object.isFrozen(o)) {
     Object.freeze(o);
-    for (const v of Object.values(o)) deepFreeze(v);
+    for (const v of Object.values(o as object)) deepFreeze(v);
   }
   return o;
 }
@@ -701,7 +702,7 @@ function parseConfigValue(value: string): unknown {
     try {
       return JSON.parse(trimmed);
     } catch {
-      return value;
+      // Not JSON after all: the text as typed.
     }
   }
   return value;

@@ -39,6 +39,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
 import { secretChecksumAnnotations } from "./secret-checksum";
+import { imagePinned } from "./image-reference";
 
 /** Host directory holding the Agent's Unix sockets; app pods mount it by hostPath. */
 export const APM_SOCKET_DIR = "/var/run/datadog";
@@ -232,7 +233,7 @@ export function datadogAgentArgsProblems(name: string, args: DatadogAgentArgs): 
       problem(`globalTags.${key}`, `must be a key and value without spaces (DD_TAGS is space-separated), got ${JSON.stringify(`${key}:${value}`)}`);
     }
   }
-  if (!pinnedImage(args.image)) {
+  if (!imagePinned(args.image)) {
     problem("image", `must be pinned by tag or digest (not latest), got ${JSON.stringify(args.image)}`);
   }
   if (!args.apm.socketEnabled && !args.apm.portEnabled) {
@@ -289,10 +290,9 @@ export function datadogAgentArgsProblems(name: string, args: DatadogAgentArgs): 
 /** Throws the problems of {@link datadogAgentArgsProblems}, if any, as the engine prints them best. */
 export function validateDatadogAgentArgs(name: string, args: DatadogAgentArgs): void {
   const problems = datadogAgentArgsProblems(name, args);
+  if (problems.length === 0) return;
   if (problems.length === 1) throw new pulumi.InputPropertyError(problems[0]);
-  if (problems.length > 1) {
-    throw new pulumi.InputPropertiesError({ message: `Invalid DatadogAgent ${JSON.stringify(name)} arguments`, errors: problems });
-  }
+  throw new pulumi.InputPropertiesError({ message: `Invalid DatadogAgent ${JSON.stringify(name)} arguments`, errors: problems });
 }
 
 /** The env of each container of the Agent pod. */
@@ -415,19 +415,14 @@ export function agentClusterRoleRules(leaseName: string): k8s.types.input.rbac.v
 }
 
 /**
- * Pinned by digest (`name@sha256:<64 hex>`, a tag allowed before it) or by a tag other than
- * `latest`, looked for after the last '/' so a registry port is not taken for one.
+ * The image's tag, when it can serve as the `app.kubernetes.io/version` label. An image
+ * pinned by digest has none: what follows its first ':' is either `<tag>@sha256` or the
+ * 64-hex digest, and neither is a label value ('@'; more than 63 characters).
  */
-function pinnedImage(image: string): boolean {
-  if (image.includes("@")) return /^[^@\s]+@sha256:[a-f0-9]{64}$/.test(image);
-  return /^[^@\s]*[^@\s/:]:[\w][\w.-]{0,127}$/.test(image.split("/").pop() ?? "") && !/:latest$/.test(image);
-}
-
-/** The image's tag, when it can serve as the `app.kubernetes.io/version` label. */
-function imageTag(image: string): string | undefined {
-  const lastPart = image.split("/").pop() ?? "";
-  const tag = lastPart.includes("@") ? undefined : lastPart.split(":")[1];
-  return tag && LABEL_VALUE.test(tag) ? tag : undefined;
+export function imageVersionLabel(image: string): string | undefined {
+  // A pinned image always has a ':' after its last '/', before the tag or in `sha256:`.
+  const tag = image.split("/").pop()!.split(":")[1];
+  return LABEL_VALUE.test(tag) ? tag : undefined;
 }
 
 /** The Datadog node Agent with APM on every node of the cluster. */
@@ -444,7 +439,7 @@ export class DatadogAgent extends pulumi.ComponentResource {
 
     const names = agentObjectNames(args.namespace);
     const selectorLabels = { "app.kubernetes.io/name": AGENT_APP_NAME, "app.kubernetes.io/instance": name };
-    const version = imageTag(args.image);
+    const version = imageVersionLabel(args.image);
     const labels = {
       ...selectorLabels,
       "app.kubernetes.io/component": "agent",
@@ -471,10 +466,11 @@ export class DatadogAgent extends pulumi.ComponentResource {
       {
         metadata: { name: names.secret, namespace, labels },
         type: "Opaque",
-        stringData: secretData,
+        // Secret whatever the caller passes, in the state's inputs and so in its outputs. The
+        // SDK marks a Secret's data so too; stated here so the key's secrecy does not hinge on that.
+        stringData: pulumi.secret(secretData),
       },
-      // The SDK marks these too; stated here so the key's secrecy does not hinge on that.
-      { parent: this, additionalSecretOutputs: ["data", "stringData"] },
+      { parent: this },
     );
 
     const serviceAccount = new k8s.core.v1.ServiceAccount(
@@ -571,12 +567,8 @@ export class DatadogAgent extends pulumi.ComponentResource {
                   },
                 },
               },
-              tolerations: args.tolerations.map((t) => ({
-                operator: t.operator,
-                ...(t.key !== undefined ? { key: t.key } : {}),
-                ...(t.value !== undefined ? { value: t.value } : {}),
-                ...(t.effect !== undefined ? { effect: t.effect } : {}),
-              })),
+              // The fields a toleration has (unset ones are not sent).
+              tolerations: args.tolerations.map((t) => ({ operator: t.operator, key: t.key, value: t.value, effect: t.effect })),
               initContainers: [
                 {
                   name: "init-volume",

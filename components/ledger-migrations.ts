@@ -15,6 +15,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { MIGRATIONS_SERVICE } from "../app/src/tracing/conventions";
 import type { ResourceSettings } from "./datadog-agent";
+import { imagePinned } from "./image-reference";
 import { agentAddressEnv, agentSocketVolume, type AgentConnection } from "./traced-service";
 
 /** app/migrations, the files the payment-service image carries in /app/migrations. */
@@ -152,7 +153,7 @@ export function ledgerMigrationsArgsProblems(args: LedgerMigrationsArgs): pulumi
       problem("database.workerUser", `must differ from ${other} (${JSON.stringify(role)}): the outbox relay and the consumers get a role of their own`);
     }
   }
-  if (/:latest$/.test(args.image) || !/(:[\w][\w.-]*|@sha256:[a-f0-9]{64})$/.test(args.image)) {
+  if (!imagePinned(args.image)) {
     problem("image", `must be pinned by tag or digest (not latest), got ${JSON.stringify(args.image)}`);
   }
   const backoff = args.backoffLimit ?? DEFAULT_BACKOFF_LIMIT;
@@ -171,8 +172,11 @@ export class LedgerMigrations extends pulumi.ComponentResource {
 
   constructor(name: string, args: LedgerMigrationsArgs, opts?: pulumi.ComponentResourceOptions) {
     const problems = ledgerMigrationsArgsProblems(args);
-    if (problems.length === 1) throw new pulumi.InputPropertyError(problems[0]);
-    if (problems.length > 1) throw new pulumi.InputPropertiesError({ message: `Invalid LedgerMigrations ${JSON.stringify(name)} arguments`, errors: problems });
+    if (problems.length) {
+      throw problems.length === 1
+        ? new pulumi.InputPropertyError(problems[0])
+        : new pulumi.InputPropertiesError({ message: `Invalid LedgerMigrations ${JSON.stringify(name)} arguments`, errors: problems });
+    }
     super("payments-apm:app:LedgerMigrations", name, {}, opts);
 
     const hash = args.migrationsHash ?? migrationSetHash();
@@ -194,7 +198,8 @@ export class LedgerMigrations extends pulumi.ComponentResource {
         type: "Opaque",
         stringData: { PGPASSWORD: args.migrationPassword },
       },
-      { parent: this, additionalSecretOutputs: ["data", "stringData"] },
+      // The provider's Secret marks its data and stringData outputs secret itself.
+      { parent: this },
     );
 
     const ca = new k8s.core.v1.ConfigMap(

@@ -42,7 +42,8 @@ export function secretDataChecksum(data: Readonly<Record<string, string>>, key: 
       `payments-apm:rolloutChecksumKey must be at least ${MIN_CHECKSUM_KEY_LENGTH} characters (e.g. \`openssl rand -hex 32\`), got ${key.length}`,
     );
   }
-  return createHmac("sha256", Buffer.from(key, "utf8")).update(canonicalSecretData(data), "utf8").digest("hex");
+  // Node encodes a string key and data as UTF-8.
+  return createHmac("sha256", key).update(canonicalSecretData(data)).digest("hex");
 }
 
 /**

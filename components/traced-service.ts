@@ -227,7 +227,8 @@ export class TracedService extends pulumi.ComponentResource {
           type: "Opaque",
           stringData: secretEnv,
         },
-        { parent: this, additionalSecretOutputs: ["data", "stringData"] },
+        // @pulumi/kubernetes marks a Secret's data and stringData outputs secret itself.
+        { parent: this },
       );
     }
 
@@ -240,7 +241,7 @@ export class TracedService extends pulumi.ComponentResource {
       new k8s.core.v1.ConfigMap(`${name}-${files.name}`, { metadata: { name: configMapName, namespace: args.namespace, labels }, data: { ...files.data } }, { parent: this });
       volumes.push({ name: files.name, configMap: { name: configMapName, defaultMode: 0o444 } });
       mounts.push({ name: files.name, mountPath: files.mountPath, readOnly: true });
-      fileChecksums[`checksum/${configMapName}`] = createHash("sha256").update(canonicalSecretData(files.data), "utf8").digest("hex");
+      fileChecksums[`checksum/${configMapName}`] = createHash("sha256").update(canonicalSecretData(files.data)).digest("hex");
     }
     if (args.serviceTokenAudience !== undefined) {
       // Only this token, for this audience: the API server token stays unmounted

@@ -151,11 +151,13 @@ export function runProgram(stack: string, input: StackConfigInput, programPath =
 /**
  * Runs `body` as a Pulumi program under the mocks (e.g. one component alone, in a unit
  * test) and returns what it registered. `body`'s return value becomes the stack outputs.
+ * `preview: false` runs it as an update (`pulumi.runtime.isDryRun()` is false).
  */
 export async function runUnderMocks(
   stack: string,
   input: StackConfigInput,
   body: () => unknown,
+  { preview = true }: { readonly preview?: boolean } = {},
 ): Promise<ProgramRun> {
   if (running) throw new Error("runUnderMocks: another program run is in progress in this process");
   running = true;
@@ -179,7 +181,7 @@ export async function runUnderMocks(
       },
       "payments-apm",
       stack,
-      true, // a preview, like `pulumi preview`
+      preview, // by default a preview, like `pulumi preview`; false: an update, like `pulumi up`
     );
     pulumi.runtime.setAllConfig(input.config, [...input.secretKeys]);
     recordRegisteredOutputs(componentOutputs);

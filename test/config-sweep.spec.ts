@@ -1,9 +1,10 @@
 import * as assert from "node:assert/strict";
 import fc from "fast-check";
-import { configModule } from "./support/per-test-module";
-import { rawSettings, withValue } from "./support/stack-settings";
+import { configPerSuite } from "./support/config-per-suite";
+import { withValue } from "./support/stack-settings";
 
-// The config module as loaded for the running test (support/per-test-module.ts).
+// The config module as loaded for this run of the specs (support/config-per-suite.ts).
+const { configModule, rawSettings } = configPerSuite();
 const parseStackSettings = (raw: Record<string, unknown>) => configModule().parseStackSettings(raw);
 
 /** Values that are not numbers (as typed in YAML or `pulumi config set`). */
