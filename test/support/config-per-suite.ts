@@ -9,7 +9,7 @@
  * so each run still sees the module as it is then.
  */
 import type * as ConfigModule from "../../components/config";
-import { stackConfigFromFile } from "../../scripts/mock-engine";
+import { rawSettings as rawSettingsOf } from "./stack-settings";
 
 const FILE = require.resolve("../../components/config");
 
@@ -31,15 +31,6 @@ export function configPerSuite(): ConfigUnderTest {
     if (!loaded) throw new Error("configPerSuite: the module is loaded by a before hook; use it within a test");
     return loaded;
   };
-  const rawSettings = (stack: string) => {
-    const { PROJECT, SECRET_KEYS } = configModule();
-    const { config } = stackConfigFromFile(stack);
-    const raw: Record<string, any> = {};
-    for (const [key, value] of Object.entries(config)) {
-      if (!key.startsWith(`${PROJECT}:`) || (Object.values(SECRET_KEYS) as string[]).includes(key)) continue;
-      raw[key.slice(PROJECT.length + 1)] = /^[[{]/.test(value) ? JSON.parse(value) : value;
-    }
-    return raw;
-  };
+  const rawSettings = (stack: string) => rawSettingsOf(stack, configModule());
   return { configModule, rawSettings };
 }

@@ -1,9 +1,12 @@
+import type * as ConfigModule from "../../components/config";
 import { stackConfigFromFile } from "../../scripts/mock-engine";
 import { configModule } from "./per-test-module";
 
-/** The `payments-apm:*` values of Pulumi.<stack>.yaml as the program receives them, parsed. */
-export function rawSettings(stack: string): Record<string, any> {
-  const { PROJECT, SECRET_KEYS } = configModule();
+/**
+ * The `payments-apm:*` values of Pulumi.<stack>.yaml as the program receives them, parsed
+ * (with the config module loaded for the running test, or the one given).
+ */
+export function rawSettings(stack: string, { PROJECT, SECRET_KEYS }: Pick<typeof ConfigModule, "PROJECT" | "SECRET_KEYS"> = configModule()): Record<string, any> {
   const { config } = stackConfigFromFile(stack);
   const raw: Record<string, any> = {};
   for (const [key, value] of Object.entries(config)) {
