@@ -20,6 +20,7 @@ import {
   validateDatadogAgentArgs,
 } from "../components/datadog-agent";
 import { type ProgramRun, runUnderMocks } from "../scripts/mock-engine";
+import { recordRegistrations, type Registration } from "./support/service-registrations";
 
 const DIGEST = "sha256:" + "0123456789abcdef".repeat(4);
 
@@ -126,19 +127,6 @@ const probe = (path: string) => ({
   failureThreshold: 6,
 });
 
-/**
- * Notes, by logical name, the URNs each resource registered waits for: its dependsOn and
- * the resources whose outputs its inputs use, as the engine receives them.
- */
-function recordDependencies(into: Record<string, string[]>): void {
-  type Request = { getName(): string; getDependenciesList(): string[] };
-  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: Request, callback: unknown): void };
-  const register = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (req, callback) => {
-    into[req.getName()] = [...req.getDependenciesList()].sort();
-    register(req, callback);
-  };
-}
 const childUrn = (type: string, name: string) => `urn:pulumi:test::payments-apm::payments-apm:datadog:DatadogAgent$${type}::${name}`;
 
 describe("the Agent's objects in full", () => {
@@ -419,13 +407,19 @@ describe("the Agent's objects in full", () => {
     const fullDependencies: Record<string, string[]> = {};
     const minimalDependencies: Record<string, string[]> = {};
     before(async () => {
-      const render = (a: DatadogAgentArgs, dependencies: Record<string, string[]>) =>
-        runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
-          recordDependencies(dependencies);
+      // Notes, by logical name, the URNs each resource waits for (its dependsOn and the
+      // resources whose outputs its inputs use), as the engine receives them.
+      const render = async (a: DatadogAgentArgs, dependencies: Record<string, string[]>) => {
+        let registrations: Record<string, Registration> = {};
+        const run = await runUnderMocks("test", { config: {}, secretKeys: [] }, () => {
+          registrations = recordRegistrations();
           const provider = new k8s.Provider("eks-k8s", { kubeconfig: "{}" });
           const agent = new DatadogAgent("dd", a, { provider });
           return { namespace: agent.namespace, daemonSetName: agent.daemonSetName, secretName: agent.secretName, priorityClassName: agent.priorityClassName };
         });
+        for (const [name, r] of Object.entries(registrations)) dependencies[name] = [...r.dependencies].sort();
+        return run;
+      };
       full = await render(args(), fullDependencies);
       // Port only, pinned by digest, an existing priority class, default runtime socket and hostname.
       minimal = await render(
